@@ -1,0 +1,178 @@
+"""The HTTP API: tokens, server-side publishing, history, rooms, health and metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from asgiref.sync import sync_to_async
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from chat import hub
+from chat.errors import ChatError
+from chat.protocol import Slug
+from chat.redis import get_redis
+from chat.services.apikeys import apikey_user
+from chat.services.messages import message_history, message_publish
+from chat.services.ratelimit import ratelimit_publish
+from chat.services.rooms import room_create, room_visible_to
+from chat.services.tokens import token_issue, token_user
+
+
+class TokenRequest(msgspec.Struct):
+    username: str
+    password: str
+
+
+class PublishRequest(msgspec.Struct):
+    body: str
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+
+class RoomRequest(msgspec.Struct):
+    slug: Slug
+    title: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    private: bool = False
+
+
+def _error(exc: ChatError) -> JsonResponse:
+    body: dict[str, Any] = {"error": exc.code, "detail": exc.detail}
+    response = JsonResponse(body, status=exc.http_status)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return response
+
+
+T = TypeVar("T")
+
+
+def _parse(request: HttpRequest, kind: type[T]) -> T:
+    try:
+        return msgspec.json.decode(request.body, type=kind)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ChatError("bad_request", f"JSON body: {exc}") from None
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.startswith("Bearer ") else None
+
+
+def _caller(request: HttpRequest) -> AbstractBaseUser:
+    """The session user, or the user behind a bearer connection token or API key."""
+    if request.user.is_authenticated:
+        return request.user  # type: ignore[return-value]
+    bearer = _bearer(request)
+    if not bearer:
+        raise ChatError("unauthorized", "log in, or send Authorization: Bearer <token>")
+    return apikey_user(key=bearer) if bearer.startswith("ck_") else token_user(token=bearer)
+
+
+@csrf_exempt  # credentials travel in the body, not in a cookie
+@require_POST
+def token_view(request: HttpRequest) -> JsonResponse:
+    try:
+        credentials = _parse(request, TokenRequest)
+    except ChatError as exc:
+        return _error(exc)
+    user = authenticate(request, username=credentials.username, password=credentials.password)
+    if user is None:
+        return _error(ChatError("unauthorized", "wrong username or password"))
+    token, ttl = token_issue(user=user)
+    return JsonResponse({"token": token, "expires_in": ttl})
+
+
+def _publish_sync(request: HttpRequest, slug: str) -> tuple[AbstractBaseUser, PublishRequest]:
+    bearer = _bearer(request)
+    if not bearer:
+        raise ChatError("unauthorized", "send Authorization: Bearer <api key>")
+    return apikey_user(key=bearer), _parse(request, PublishRequest)
+
+
+@csrf_exempt  # authenticated by the Authorization header only, never by cookie
+@require_http_methods(["GET", "POST"])
+async def room_messages_view(request: HttpRequest, slug: str) -> JsonResponse:
+    try:
+        if request.method == "POST":
+            author, publish = await sync_to_async(_publish_sync)(request, slug)
+            await ratelimit_publish(user_id=author.pk)
+            posted = await sync_to_async(message_publish)(slug=slug, author=author, body=publish.body, key=publish.key)
+            if posted.created:
+                await hub.publish_message(posted.room, posted.seq, posted.frame)
+            return JsonResponse({"seq": posted.seq, "room": posted.room}, status=201 if posted.created else 200)
+        return await sync_to_async(_history_sync)(request, slug)
+    except ChatError as exc:
+        return _error(exc)
+
+
+def _history_sync(request: HttpRequest, slug: str) -> JsonResponse:
+    try:
+        before = int(request.GET["before"]) if request.GET.get("before") else None
+        limit = int(request.GET.get("limit", "50"))
+    except ValueError:
+        raise ChatError("bad_request", "before and limit must be integers") from None
+    if (before is not None and before < 0) or limit < 1:
+        raise ChatError("bad_request", "before must be >= 0 and limit >= 1")
+    messages = message_history(slug=slug, user=_caller(request), before=before, limit=limit)
+    return JsonResponse({"messages": messages})
+
+
+@require_http_methods(["GET", "POST"])
+def rooms_view(request: HttpRequest) -> JsonResponse:
+    try:
+        user = _caller(request)
+        if request.method == "POST":
+            wanted = _parse(request, RoomRequest)
+            room = room_create(slug=wanted.slug, title=wanted.title, is_private=wanted.private, creator=user)
+            return JsonResponse({"slug": room.slug, "title": room.title, "private": room.is_private}, status=201)
+        rooms = room_visible_to(user=user).order_by("slug")
+        return JsonResponse(
+            {
+                "rooms": [
+                    {"slug": r.slug, "title": r.title, "private": r.is_private, "seq": r.last_seq} for r in rooms
+                ]
+            }
+        )
+    except ChatError as exc:
+        return _error(exc)
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok\n", content_type="text/plain")
+
+
+def _database_answers() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+@require_GET
+async def readyz(request: HttpRequest) -> HttpResponse:
+    problems = []
+    if hub.draining():
+        problems.append("draining")
+    try:
+        await get_redis().ping()
+    except Exception as exc:
+        problems.append(f"redis: {type(exc).__name__}")
+    if not await sync_to_async(_database_answers)():
+        problems.append("database")
+    if problems:
+        return HttpResponse("not ready: " + ", ".join(problems) + "\n", status=503, content_type="text/plain")
+    return HttpResponse("ready\n", content_type="text/plain")
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

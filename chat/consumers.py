@@ -1,0 +1,220 @@
+"""The `/ws/` consumer: authenticate, parse a frame into a command, call one service, reply."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chat import metrics, protocol
+from chat.errors import ChatError
+from chat import hub
+from chat.hub import Hub, Subscription, get_hub
+from chat.services.messages import message_history, message_publish
+from chat.services.presence import presence_join, presence_leave, presence_list
+from chat.services.ratelimit import ratelimit_publish
+from chat.services.subscriptions import subscription_snapshot
+from chat.ws_auth import CLOSE_UNAUTHENTICATED
+
+logger = logging.getLogger(__name__)
+
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+# A client answered rate_limited this many times in a row is flooding, not bursting.
+FLOOD_STRIKES = 20
+_conn_ids = itertools.count(1)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    # No channel per socket: the node's hub subscribes once per room and fans out.
+    channel_layer_alias = "__per_node_hub__"
+
+    hub: Hub
+    user_name: str
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # The base class hops to a thread per frame to recycle database connections;
+        # the services' own database_sync_to_async calls already do that.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is not None:
+            await handler(message)
+
+    async def connect(self) -> None:
+        refusal = self.scope.get("auth_refusal")
+        await self.accept()
+        if refusal is not None:
+            metrics.CONNECTS.labels("refused").inc()
+            await self.close(code=refusal)
+            return
+        self.user = self.scope["user"]
+        self.user_name = self.user.get_username()
+        self.conn_id = f"{settings.NODE_ID}/{next(_conn_ids)}"
+        self.subs: dict[str, Subscription] = {}
+        self.outbox: deque[str] = deque()
+        self.flushing = False
+        self.strikes = 0
+        self.hub = await get_hub()
+        metrics.CONNECTS.labels("accepted").inc()
+        metrics.CONNECTIONS.inc()
+
+    async def disconnect(self, code: int) -> None:
+        if not hasattr(self, "subs"):
+            return
+        metrics.CONNECTIONS.dec()
+        for sub in list(self.subs.values()):
+            await self._leave(sub)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not hasattr(self, "subs"):
+            return  # refused socket, already closing
+        if text_data is None:
+            self.reply_error(ChatError("bad_request", "frames must be JSON text, not binary"))
+            return
+        ref: str | None = None
+        try:
+            command = protocol.parse_frame(text_data)
+            ref = command.ref
+            metrics.FRAMES_IN.labels(type(command).__name__.lower()).inc()
+            await self.handle(command)
+        except ChatError as exc:
+            self.reply_error(exc, ref if ref is not None else protocol.ref_of(text_data))
+            if exc.code == "rate_limited":
+                self.strikes += 1
+                if self.strikes >= FLOOD_STRIKES:
+                    await self.close(code=CLOSE_POLICY)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("frame from %s (%s) failed", self.user_name, self.conn_id)
+            self.reply_error(ChatError("internal", "the server failed on this frame"), ref)
+
+    async def handle(self, command: protocol.AnyCommand) -> None:
+        match command:
+            case protocol.Ping():
+                self.reply({"type": "pong"}, command.ref)
+            case protocol.Subscribe():
+                await self.subscribe(command)
+            case protocol.Unsubscribe():
+                sub = self.subs.get(command.room)
+                if sub is not None:
+                    await self._leave(sub)
+                self.reply({"type": "unsubscribed", "room": command.room}, command.ref)
+            case protocol.Publish():
+                await self.publish(command)
+            case protocol.History():
+                messages = await database_sync_to_async(message_history)(
+                    slug=command.room, user=self.user, before=command.before, limit=command.limit
+                )
+                self.reply({"type": "history", "room": command.room, "messages": messages}, command.ref)
+            case protocol.Typing():
+                if command.room not in self.subs:
+                    raise ChatError("bad_request", f"subscribe to {command.room} before typing in it")
+                await hub.publish_typing(command.room, self.user_name)
+
+    async def subscribe(self, command: protocol.Subscribe) -> None:
+        sub = self.subs.get(command.room)
+        fresh = sub is None
+        if sub is None:
+            sub = Subscription(room=command.room, user=self.user_name, conn=self.conn_id, send=self.enqueue)
+            # Join the room's group before reading its state, so nothing committed
+            # after the read can slip past this socket.
+            await self.hub.attach(sub)
+        else:
+            sub.pending = []
+        try:
+            snapshot = await database_sync_to_async(subscription_snapshot)(
+                slug=command.room, user=self.user, since=command.since
+            )
+            if fresh:
+                joined = await presence_join(room=command.room, user=self.user_name, conn=self.conn_id)
+                if joined:
+                    await hub.publish_presence(command.room, [self.user_name], [])
+            present = await presence_list(room=command.room)
+        except BaseException:
+            if fresh:
+                await self.hub.detach(sub)
+            else:
+                sub.go_live(sub.upto)
+            raise
+        if fresh:
+            self.subs[command.room] = sub
+            metrics.SUBSCRIPTIONS.inc()
+        self.hub.seed(command.room, snapshot.last_seq)
+        for frame in snapshot.replay:
+            self.enqueue(frame)
+        answer: dict[str, Any] = {
+            "type": "subscribed",
+            "room": command.room,
+            "seq": snapshot.last_seq,
+            "presence": present,
+        }
+        if snapshot.recovered is not None:
+            answer["recovered"] = snapshot.recovered
+        self.reply(answer, command.ref)
+        # Held-back frames past what the client now holds follow the answer.
+        sub.go_live(snapshot.last_seq if command.since is None else max(command.since, snapshot.last_seq))
+
+    async def publish(self, command: protocol.Publish) -> None:
+        await ratelimit_publish(user_id=self.user.pk)
+        self.strikes = 0
+        posted = await database_sync_to_async(message_publish)(
+            slug=command.room, author=self.user, body=command.body, key=command.key
+        )
+        # Stored means acked: the database is the record, and a peer that misses the
+        # broadcast below reads the message back when it notices the gap.
+        self.reply({"type": "ack", "room": posted.room, "seq": posted.seq}, command.ref)
+        if posted.created:
+            metrics.MESSAGES_IN.inc()
+            await hub.publish_message(posted.room, posted.seq, posted.frame)
+
+    async def _leave(self, sub: Subscription) -> None:
+        self.subs.pop(sub.room, None)
+        metrics.SUBSCRIPTIONS.dec()
+        await self.hub.detach(sub)
+        try:
+            if await presence_leave(room=sub.room, user=sub.user, conn=sub.conn):
+                await hub.publish_presence(sub.room, [], [sub.user])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The entry expires by itself within PRESENCE_TTL; the sweep announces it.
+            logger.warning("presence leave of %s in %s failed; the sweep will catch it", sub.user, sub.room)
+
+    # --- outgoing ----------------------------------------------------------------
+
+    def reply(self, frame: dict[str, Any], ref: str | None) -> None:
+        if ref is not None:
+            frame["ref"] = ref
+        self.enqueue(protocol.encode(frame))
+
+    def reply_error(self, exc: ChatError, ref: str | None = None) -> None:
+        metrics.ERRORS.labels(exc.code).inc()
+        self.enqueue(protocol.error_frame(exc, ref))
+
+    def enqueue(self, text: str) -> None:
+        """Queue a frame for this socket; frames leave in the order they were queued."""
+        self.outbox.append(text)
+        if not self.flushing:
+            self.flushing = True
+            asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self.outbox:
+                await self.send(text_data=self.outbox.popleft())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("socket %s went away with %d frames unsent", self.conn_id, len(self.outbox))
+            self.outbox.clear()
+        finally:
+            self.flushing = False
+
+
+__all__ = ["ChatConsumer", "CLOSE_UNAUTHENTICATED"]

@@ -1,0 +1,310 @@
+"""The node's fan-out hub: one channel-layer subscription per room per node.
+
+Every node joins a room's group once, however many local sockets watch the room, and
+writes each pre-encoded frame to those sockets. It also puts messages back in `seq`
+order: publishers on different nodes reach Redis in any order, and the channel layer
+may drop a message, so a gap is first waited for briefly, then read from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
+
+from chat import metrics, protocol
+from chat.services.messages import message_frames_between
+from chat.services.presence import presence_heartbeat, presence_sweep
+
+logger = logging.getLogger(__name__)
+
+# Channel-layer event types. They are constants of ours, never taken from a client,
+# because a layer message's type selects what the receiver does with it.
+EVENT_MESSAGE = "chat.message"
+EVENT_PRESENCE = "chat.presence"
+EVENT_TYPING = "chat.typing"
+
+
+def room_group(slug: str) -> str:
+    return f"chat.room.{slug}"
+
+
+def _layer() -> BaseChannelLayer:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("CHANNEL_LAYERS must define a default layer")
+    return layer
+
+
+async def publish_message(room: str, seq: int, text: str) -> None:
+    await _layer().group_send(room_group(room), {"type": EVENT_MESSAGE, "room": room, "seq": seq, "text": text})
+
+
+async def publish_presence(room: str, joined: list[str], left: list[str]) -> None:
+    text = protocol.encode({"type": "presence", "room": room, "joined": joined, "left": left})
+    await _layer().group_send(room_group(room), {"type": EVENT_PRESENCE, "room": room, "text": text})
+
+
+async def publish_typing(room: str, user: str) -> None:
+    text = protocol.encode({"type": "typing", "room": room, "user": user})
+    await _layer().group_send(room_group(room), {"type": EVENT_TYPING, "room": room, "user": user, "text": text})
+
+
+_draining = False
+
+
+def draining() -> bool:
+    """True once this node was told to stop: it takes no new sockets."""
+    return _draining
+
+
+def start_draining() -> None:
+    global _draining
+    _draining = True
+
+
+# Queues a frame for one socket without waiting: fan-out stays synchronous, so frames
+# leave in the order they were offered, whichever task offered them.
+Send = Callable[[str], None]
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One socket's interest in one room."""
+
+    room: str
+    user: str
+    conn: str
+    send: Send
+    # Highest seq sent to this socket; messages at or below it are repeats.
+    upto: int = 0
+    # Frames held back while the subscribe is still answering; None once live.
+    pending: list[tuple[int | None, str]] | None = field(default_factory=list)
+
+    def offer(self, seq: int | None, text: str) -> bool:
+        if self.pending is not None:
+            self.pending.append((seq, text))
+            return False
+        if seq is not None:
+            if seq <= self.upto:
+                return False
+            self.upto = seq
+        self.send(text)
+        return True
+
+    def go_live(self, upto: int) -> None:
+        """Send what was held back past `upto`, then take frames as they come."""
+        held, self.pending = self.pending or [], None
+        self.upto = max(self.upto, upto)
+        for seq, text in held:
+            self.offer(seq, text)
+
+
+@dataclass(eq=False)
+class RoomFeed:
+    slug: str
+    subs: set[Subscription] = field(default_factory=set)
+    # Highest seq delivered in order; None until the first subscriber reads it.
+    head: int | None = None
+    early: dict[int, str] = field(default_factory=dict)
+    joined: asyncio.Future[None] | None = None
+    repair: asyncio.Task[None] | None = None
+
+
+class Hub:
+    def __init__(self, layer: BaseChannelLayer) -> None:
+        self.layer = layer
+        self.channel = ""
+        self.feeds: dict[str, RoomFeed] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.channel = await self.layer.new_channel("node.")
+        for loop in (self._receive_loop, self._heartbeat_loop, self._sweep_loop):
+            self._tasks.append(asyncio.create_task(loop()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- subscriptions -------------------------------------------------------
+
+    async def attach(self, sub: Subscription) -> None:
+        """Start routing the room's frames to `sub` (held back until it goes live)."""
+        feed = self.feeds.get(sub.room)
+        if feed is None:
+            feed = self.feeds[sub.room] = RoomFeed(sub.room)
+        feed.subs.add(sub)
+        if feed.joined is None:
+            feed.joined = asyncio.get_running_loop().create_future()
+            try:
+                await self.layer.group_add(room_group(sub.room), self.channel)
+            except BaseException as exc:
+                feed.joined.set_exception(exc)
+                feed.joined.exception()  # mark retrieved; the caller re-raises below
+                self._drop(feed)
+                raise
+            feed.joined.set_result(None)
+            metrics.ROOMS.set(len(self.feeds))
+        await asyncio.shield(feed.joined)
+
+    def seed(self, room: str, last_seq: int) -> None:
+        """Tell a fresh feed where the room stands, as read after its group was joined."""
+        feed = self.feeds.get(room)
+        if feed is not None and feed.head is None:
+            feed.head = last_seq
+            self._advance(feed)
+
+    async def detach(self, sub: Subscription) -> None:
+        feed = self.feeds.get(sub.room)
+        if feed is None or sub not in feed.subs:
+            return
+        feed.subs.discard(sub)
+        if not feed.subs:
+            self._drop(feed)
+            await self.layer.group_discard(room_group(sub.room), self.channel)
+
+    def _drop(self, feed: RoomFeed) -> None:
+        if self.feeds.get(feed.slug) is feed:
+            del self.feeds[feed.slug]
+        if feed.repair is not None:
+            feed.repair.cancel()
+        metrics.ROOMS.set(len(self.feeds))
+
+    def local_entries(self) -> list[tuple[str, str, str]]:
+        return [(sub.room, sub.user, sub.conn) for feed in self.feeds.values() for sub in feed.subs]
+
+    # --- receiving -----------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                event = await self.layer.receive(self.channel)
+                await self._dispatch(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub receive failed on channel %s", self.channel)
+                await asyncio.sleep(0.5)
+
+    async def _dispatch(self, event: dict[str, Any]) -> None:
+        feed = self.feeds.get(event.get("room", ""))
+        if feed is None:
+            return
+        kind = event["type"]
+        if kind == EVENT_MESSAGE:
+            seq = int(event["seq"])
+            if feed.head is not None and seq <= feed.head:
+                return
+            feed.early[seq] = event["text"]
+            self._advance(feed)
+        elif kind == EVENT_PRESENCE:
+            self._fan_out(feed, None, event["text"])
+        elif kind == EVENT_TYPING:
+            self._fan_out(feed, None, event["text"], skip_user=event["user"])
+
+    def _advance(self, feed: RoomFeed) -> None:
+        if feed.head is None:
+            return
+        while feed.head + 1 in feed.early:
+            feed.head += 1
+            self._fan_out(feed, feed.head, feed.early.pop(feed.head))
+        for seq in [s for s in feed.early if s <= feed.head]:
+            del feed.early[seq]
+        if feed.early and (feed.repair is None or feed.repair.done()):
+            feed.repair = asyncio.create_task(self._repair(feed))
+
+    def _fan_out(self, feed: RoomFeed, seq: int | None, text: str, skip_user: str | None = None) -> None:
+        sent = 0
+        for sub in feed.subs:
+            if sub.user != skip_user and sub.offer(seq, text):
+                sent += 1
+        metrics.FRAMES_OUT.inc(sent)
+
+    async def _repair(self, feed: RoomFeed) -> None:
+        """Fill a seq gap: wait for stragglers, then read what is still missing."""
+        try:
+            await asyncio.sleep(settings.CHAT_REORDER_WAIT)
+            while feed.early and feed.head is not None:
+                first = min(feed.early)
+                if first <= feed.head + 1:
+                    self._advance(feed)
+                    continue
+                missing = await database_sync_to_async(message_frames_between)(
+                    slug=feed.slug, after=feed.head, before=first
+                )
+                metrics.GAP_REPAIRS.inc()
+                for seq, text in missing:
+                    feed.early.setdefault(seq, text)
+                if feed.head + 1 not in feed.early:
+                    logger.error("room %s: seq %d..%d not in the database; skipping", feed.slug, feed.head + 1, first - 1)
+                    feed.head = first - 1
+                self._advance(feed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("gap repair failed in room %s", feed.slug)
+
+    # --- presence --------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        # A third of the TTL: an entry survives two lost heartbeats. Jitter keeps the
+        # nodes of a cluster from refreshing in lockstep.
+        while True:
+            await asyncio.sleep(settings.PRESENCE_TTL / 3 * random.uniform(0.8, 1.0))
+            try:
+                rejoined = await presence_heartbeat(entries=self.local_entries())
+                await self._announce(rejoined, joined=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("presence heartbeat failed")
+
+    async def _sweep_loop(self) -> None:
+        # Every node sweeps about once a second; the script hands each expired user to
+        # exactly one of them, so a dead node's users are announced once, within a
+        # second of their TTL.
+        while True:
+            await asyncio.sleep(random.uniform(0.5, 1.0))
+            try:
+                await self._announce(await presence_sweep(), joined=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("presence sweep failed")
+
+    async def _announce(self, pairs: list[tuple[str, str]], *, joined: bool) -> None:
+        by_room: dict[str, list[str]] = {}
+        for room, user in pairs:
+            by_room.setdefault(room, []).append(user)
+        for room, users in by_room.items():
+            await publish_presence(room, users if joined else [], [] if joined else users)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+_starting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def get_hub() -> Hub:
+    """This process's hub, started on first use (daphne has no startup hook)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is not None:
+        return hub
+    lock = _starting.setdefault(loop, asyncio.Lock())
+    async with lock:
+        hub = _hubs.get(loop)
+        if hub is None:
+            hub = Hub(_layer())
+            await hub.start()
+            _hubs[loop] = hub
+    return hub

@@ -1,0 +1,15 @@
+"""Prometheus metrics of this node, served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+CONNECTIONS = Gauge("chat_connections", "Open WebSocket connections on this node")
+CONNECTS = Counter("chat_connects", "WebSocket connections accepted", ["result"])
+SUBSCRIPTIONS = Gauge("chat_subscriptions", "Room subscriptions held by sockets on this node")
+ROOMS = Gauge("chat_rooms_active", "Rooms with at least one subscriber on this node")
+MESSAGES_IN = Counter("chat_messages_published", "Messages stored by publishes on this node")
+FRAMES_IN = Counter("chat_frames_received", "Client frames received", ["type"])
+FRAMES_OUT = Counter("chat_frames_delivered", "Room frames written to local sockets")
+ERRORS = Counter("chat_errors_sent", "Error frames sent", ["code"])
+GAP_REPAIRS = Counter("chat_gap_repairs", "Seq gaps filled from the database by the node")

@@ -1,0 +1,43 @@
+"""Rooms: who may see them, creating them, and the state a subscriber starts from."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+
+from chat.errors import ChatError
+from chat.models import Membership, Room
+
+
+def room_visible_to(*, user: AbstractBaseUser) -> QuerySet[Room]:
+    return Room.objects.filter(Q(is_private=False) | Q(memberships__user=user)).distinct()
+
+
+def room_resolve(*, slug: str, user: AbstractBaseUser, create: bool = False) -> Room:
+    """The room `slug` if `user` may use it, creating a public one when allowed."""
+    room = Room.objects.filter(slug=slug).first()
+    if room is None:
+        if not (create and settings.CHAT_AUTO_CREATE_ROOMS):
+            raise ChatError("not_found", f"room {slug} does not exist")
+        try:
+            with transaction.atomic():
+                room = Room.objects.create(slug=slug, title=slug, created_by=user)
+        except IntegrityError:  # another node created it at the same moment
+            room = Room.objects.get(slug=slug)
+    if room.is_private and not Membership.objects.filter(room=room, user=user).exists():
+        # The same answer whatever the room holds: no hint of what is inside.
+        raise ChatError("forbidden", f"room {slug} is private")
+    return room
+
+
+def room_create(*, slug: str, title: str, is_private: bool, creator: AbstractBaseUser) -> Room:
+    with transaction.atomic():
+        if Room.objects.filter(slug=slug).exists():
+            raise ChatError("bad_request", f"room {slug} already exists")
+        room = Room.objects.create(slug=slug, title=title or slug, is_private=is_private, created_by=creator)
+        Membership.objects.create(room=room, user=creator, role=Membership.Role.OWNER)
+    return room
+
+

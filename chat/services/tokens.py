@@ -1,0 +1,41 @@
+"""Connection tokens: signed, expiring, bound to the user; no database row per token."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core import signing
+
+from chat.errors import ChatError
+
+SALT = "chat.connection-token"
+
+
+def _binding(user: AbstractBaseUser) -> str:
+    # Part of the session auth hash: a password change invalidates every token.
+    return user.get_session_auth_hash()[:16]
+
+
+def token_issue(*, user: AbstractBaseUser, ttl: int | None = None) -> tuple[str, int]:
+    """A token for `user` and its lifetime in seconds."""
+    lifetime = int(ttl if ttl is not None else settings.TOKEN_TTL)
+    payload = {"u": user.pk, "b": _binding(user), "e": int(time.time()) + lifetime}
+    return signing.dumps(payload, salt=SALT, compress=False), lifetime
+
+
+def token_user(*, token: str) -> AbstractBaseUser:
+    """The active user a token names; `ChatError("unauthorized")` for anything else."""
+    try:
+        payload = signing.loads(token, salt=SALT)
+        user_id, binding, expires = payload["u"], payload["b"], int(payload["e"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise ChatError("unauthorized", "token is not valid") from None
+    if expires < time.time():
+        raise ChatError("unauthorized", "token has expired; get a new one from /api/token")
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None or _binding(user) != binding:
+        raise ChatError("unauthorized", "token is not valid")
+    return user

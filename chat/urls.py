@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from chat import api, views
+
+app_name = "chat"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("rooms/<slug:slug>/", views.index, name="room"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("api/token", api.token_view, name="api-token"),
+    path("api/rooms", api.rooms_view, name="api-rooms"),
+    path("api/rooms/<str:slug>/messages", api.room_messages_view, name="api-room-messages"),
+    path("healthz", api.healthz, name="healthz"),
+    path("readyz", api.readyz, name="readyz"),
+    path("metrics", api.metrics_view, name="metrics"),
+]
+
+# Django's own views under their usual names, so `{% url 'login' %}` works.
+auth_urlpatterns = [
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+]

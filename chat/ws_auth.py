@@ -1,0 +1,74 @@
+"""WebSocket authentication: a `?token=` or the session cookie, plus the Origin check.
+
+The outcome lands in `scope["user"]` and `scope["auth_refusal"]`; the consumer closes
+refused sockets with the contract's code, so a client always learns why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from channels.auth import get_user
+from channels.db import database_sync_to_async
+from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.http.request import split_domain_port, validate_host
+
+from chat.errors import ChatError
+from chat.services.tokens import token_user
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_ORIGIN = 4403
+
+
+def origin_allowed(origin: str | None) -> bool:
+    """True when the Origin names a host in ALLOWED_HOSTS, on any port."""
+    if not origin or origin == "null":
+        return False
+    parts = urlsplit(origin)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        return False
+    host, _port = split_domain_port(parts.netloc)
+    return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class _Authenticate:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        origin = _header(scope, b"origin")
+        token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
+        user: Any = AnonymousUser()
+        refusal: int | None = None
+        if token:
+            # A token is no ambient credential, so Origin may be absent; a foreign one
+            # is still refused, as a browser page elsewhere could have embedded it.
+            try:
+                user = await database_sync_to_async(token_user)(token=token)
+            except ChatError:
+                refusal = CLOSE_UNAUTHENTICATED
+            if refusal is None and origin is not None and not origin_allowed(origin):
+                refusal = CLOSE_ORIGIN
+        else:
+            user = await get_user(scope)
+            if not user.is_authenticated:
+                refusal = CLOSE_UNAUTHENTICATED
+            elif not origin_allowed(origin):
+                # The cookie rides along on any site's request: only our own pages count.
+                refusal = CLOSE_ORIGIN
+        scope = dict(scope, user=user, auth_refusal=refusal)
+        return await self.inner(scope, receive, send)
+
+
+def WebSocketAuthMiddleware(inner: Any) -> Any:  # noqa: N802 - mirrors channels' *Stack names
+    return CookieMiddleware(SessionMiddleware(_Authenticate(inner)))

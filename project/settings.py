@@ -1,0 +1,217 @@
+"""Settings: every value comes from the environment, read once, here.
+
+Local runs need no environment at all: `manage.py` writes a per-checkout secret key
+into `.local/secret_key` (untracked) and SQLite plus a private Redis are the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL_DIR = BASE_DIR / ".local"
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r}: use true or false")
+
+
+def env_number(name: str, default: float, *, minimum: float = 0, maximum: float | None = None) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from exc
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ImproperlyConfigured(f"{name}={raw!r} must lie between {minimum} and {maximum}")
+    return value
+
+
+def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    return int(env_number(name, default, minimum=minimum, maximum=maximum))
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+
+def _secret_key() -> str:
+    key = os.environ.get("DJANGO_SECRET_KEY", "")
+    if key:
+        return key
+    local = LOCAL_DIR / "secret_key"
+    if local.exists():
+        return local.read_text().strip()
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. Set it in the environment (every node of a cluster "
+        "needs the same value), or run `make run` / `manage.py` once in this checkout, "
+        "which writes a private development key to .local/secret_key."
+    )
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite by default; DATABASE_URL=postgres://... for PostgreSQL.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{LOCAL_DIR / 'db.sqlite3'}"),
+        # Nodes reach the database from a thread pool; reusing connections saves a
+        # connect (several ms on PostgreSQL) per action. Health checks drop dead ones.
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # Several node processes write one file: WAL lets readers run beside the
+        # writer, IMMEDIATE takes the write lock up front so two writers never
+        # deadlock upgrading, and the timeout lets them queue instead of failing.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(LOCAL_DIR / "test-db.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = LOCAL_DIR / "static"
+# Serve straight from the apps' static folders, so a fresh clone needs no collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat:index"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Cluster ---------------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+NODE_PORT = env_int("NODE_PORT", 0)
+NODE_ID = env_str("NODE_ID", f"{socket.gethostname()}:{NODE_PORT or os.getpid()}")
+
+# pubsub: Redis PUBLISH/SUBSCRIBE, never drops, one Redis channel per group.
+# core: RedisChannelLayer, lists with a capacity, drops silently when full.
+# docs/architecture.md gives the measurements behind the default.
+CHANNEL_LAYER_BACKEND = env_str("CHANNEL_LAYER", "pubsub")
+_LAYER_BACKENDS = {
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
+}
+if CHANNEL_LAYER_BACKEND not in _LAYER_BACKENDS:
+    raise ImproperlyConfigured(f"CHANNEL_LAYER={CHANNEL_LAYER_BACKEND!r}: use pubsub or core")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": _LAYER_BACKENDS[CHANNEL_LAYER_BACKEND],
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+# --- Chat limits and timings -------------------------------------------------
+
+# A user who stays silent this long has crashed or lost the network; 15 s is three
+# missed heartbeats, short enough that the online list is believable.
+PRESENCE_TTL = env_number("PRESENCE_TTL", 15, minimum=1)
+# Per-user publish budget shared by every node: enough for fast typists and paste
+# bursts, far below what would let one account drown a room.
+CHAT_PUBLISH_RATE = env_number("CHAT_PUBLISH_RATE", 10, minimum=0.1)
+CHAT_PUBLISH_BURST = env_int("CHAT_PUBLISH_BURST", 20, minimum=1)
+# Replaying more than this on reconnect is slower than reloading the room's history.
+CHAT_RECOVERY_MAX = env_int("CHAT_RECOVERY_MAX", 1000, minimum=1)
+# A long message, not a file upload: about two pages of text.
+CHAT_MAX_BODY = env_int("CHAT_MAX_BODY", 4000, minimum=1)
+CHAT_AUTO_CREATE_ROOMS = env_bool("CHAT_AUTO_CREATE_ROOMS", True)
+# History pages are capped so one request can't pull a whole room.
+CHAT_HISTORY_MAX = 100
+# Frames waiting for one slow client before it is cut off: a few seconds of a busy room.
+SEND_QUEUE_MAX = env_int("SEND_QUEUE_MAX", 1000, minimum=1)
+# Long enough for clients to see 1012 and move, short enough for rolling restarts.
+DRAIN_GRACE = env_number("DRAIN_GRACE", 5, minimum=0, maximum=30)
+# Connection tokens are short-lived: a page fetches a fresh one for every connect.
+TOKEN_TTL = env_int("TOKEN_TTL", 3600, minimum=1)
+SIGNUP_ENABLED = env_bool("CHAT_SIGNUP_ENABLED", True)
+# How long a node waits for a missing seq to arrive over the channel layer before
+# reading it from the database. Messages from different nodes overtake each other
+# by a few milliseconds; the database read is the backstop, not the rule.
+CHAT_REORDER_WAIT = env_number("CHAT_REORDER_WAIT", 0.05, minimum=0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s " + NODE_ID + " %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}
