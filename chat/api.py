@@ -7,7 +7,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from asgiref.sync import sync_to_async
 from django.contrib.auth import authenticate
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -64,10 +64,10 @@ def _bearer(request: HttpRequest) -> str | None:
     return header[7:].strip() if header.startswith("Bearer ") else None
 
 
-def _caller(request: HttpRequest) -> AbstractBaseUser:
+def _caller(request: HttpRequest) -> User:
     """The session user, or the user behind a bearer connection token or API key."""
     if request.user.is_authenticated:
-        return request.user  # type: ignore[return-value]
+        return request.user
     bearer = _bearer(request)
     if not bearer:
         raise ChatError("unauthorized", "log in, or send Authorization: Bearer <token>")
@@ -88,7 +88,7 @@ def token_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"token": token, "expires_in": ttl})
 
 
-def _publish_sync(request: HttpRequest, slug: str) -> tuple[AbstractBaseUser, PublishRequest]:
+def _publish_sync(request: HttpRequest, slug: str) -> tuple[User, PublishRequest]:
     bearer = _bearer(request)
     if not bearer:
         raise ChatError("unauthorized", "send Authorization: Bearer <api key>")
@@ -133,11 +133,7 @@ def rooms_view(request: HttpRequest) -> JsonResponse:
             return JsonResponse({"slug": room.slug, "title": room.title, "private": room.is_private}, status=201)
         rooms = room_visible_to(user=user).order_by("slug")
         return JsonResponse(
-            {
-                "rooms": [
-                    {"slug": r.slug, "title": r.title, "private": r.is_private, "seq": r.last_seq} for r in rooms
-                ]
-            }
+            {"rooms": [{"slug": r.slug, "title": r.title, "private": r.is_private, "seq": r.last_seq} for r in rooms]}
         )
     except ChatError as exc:
         return _error(exc)

@@ -12,9 +12,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import metrics, protocol
+from chat import hub, metrics, protocol
 from chat.errors import ChatError
-from chat import hub
 from chat.hub import Hub, Subscription, get_hub
 from chat.services.messages import message_history, message_publish
 from chat.services.presence import presence_join, presence_leave, presence_list
@@ -57,7 +56,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.conn_id = f"{settings.NODE_ID}/{next(_conn_ids)}"
         self.subs: dict[str, Subscription] = {}
         self.outbox: deque[str] = deque()
-        self.flushing = False
+        self.flushing: asyncio.Task[None] | None = None
         self.strikes = 0
         self.hub = await get_hub()
         metrics.CONNECTS.labels("accepted").inc()
@@ -200,9 +199,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def enqueue(self, text: str) -> None:
         """Queue a frame for this socket; frames leave in the order they were queued."""
         self.outbox.append(text)
-        if not self.flushing:
-            self.flushing = True
-            asyncio.create_task(self._flush())
+        if self.flushing is None:
+            self.flushing = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
         try:
@@ -214,7 +212,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.warning("socket %s went away with %d frames unsent", self.conn_id, len(self.outbox))
             self.outbox.clear()
         finally:
-            self.flushing = False
+            self.flushing = None
 
 
-__all__ = ["ChatConsumer", "CLOSE_UNAUTHENTICATED"]
+__all__ = ["CLOSE_UNAUTHENTICATED", "ChatConsumer"]

@@ -246,7 +246,7 @@ class Hub:
                 for seq, text in missing:
                     feed.early.setdefault(seq, text)
                 if feed.head + 1 not in feed.early:
-                    logger.error("room %s: seq %d..%d not in the database; skipping", feed.slug, feed.head + 1, first - 1)
+                    logger.error("room %s: seq %d..%d missing from the database", feed.slug, feed.head + 1, first - 1)
                     feed.head = first - 1
                 self._advance(feed)
         except asyncio.CancelledError:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -18,7 +20,9 @@ class Room(models.Model):
     # The seq of the newest message. Raised by one UPDATE inside the transaction that
     # stores the message, so seqs are gapless and never reused.
     last_seq = models.BigIntegerField(default=0, editable=False)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="rooms")
+    members: models.ManyToManyField[Any, Any] = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="rooms"
+    )
 
     class Meta:
         ordering = ["slug"]

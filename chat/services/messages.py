@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -49,7 +49,7 @@ def _frame_of(message: Message, room: str) -> str:
     )
 
 
-def message_create(*, room: Room, author: AbstractBaseUser, body: str, key: str | None = None) -> PostedMessage:
+def message_create(*, room: Room, author: User, body: str, key: str | None = None) -> PostedMessage:
     """Store a message under the room's next seq; a repeated `key` returns the first copy."""
     body = message_clean_body(body=body)
     if key is not None:
@@ -85,7 +85,7 @@ def message_create(*, room: Room, author: AbstractBaseUser, body: str, key: str 
     return PostedMessage(room=room.slug, seq=seq, frame=_frame_of(message, room.slug), created=True)
 
 
-def message_publish(*, slug: str, author: AbstractBaseUser, body: str, key: str | None = None) -> PostedMessage:
+def message_publish(*, slug: str, author: User, body: str, key: str | None = None) -> PostedMessage:
     """Publish into the room `slug` on behalf of `author`, if they may."""
     room = room_resolve(slug=slug, user=author, create=True)
     return message_create(room=room, author=author, body=body, key=key)
@@ -108,7 +108,7 @@ def message_frames_between(*, slug: str, after: int, before: int) -> list[tuple[
     return [(m.seq, _frame_of(m, slug)) for m in messages[: settings.CHAT_RECOVERY_MAX]]
 
 
-def message_history(*, slug: str, user: AbstractBaseUser, before: int | None, limit: int) -> list[dict[str, object]]:
+def message_history(*, slug: str, user: User, before: int | None, limit: int) -> list[dict[str, object]]:
     """Up to `limit` messages before seq `before` (newest when None), oldest first."""
     room = room_resolve(slug=slug, user=user)
     limit = max(1, min(limit, settings.CHAT_HISTORY_MAX))

@@ -47,17 +47,22 @@ local function hold(room, user, conn, expiry, now)
 end
 """
 
-_JOIN = _COMMON + """
+_JOIN = (
+    _COMMON
+    + """
 local room, user, conn = ARGV[1], ARGV[2], ARGV[3]
 local expiry, now = tonumber(ARGV[4]), tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', user_key(room, user), '-inf', now)
 if hold(room, user, conn, expiry, now) then return 1 end
 return 0
 """
+)
 
 # ARGV: now, then (room, user, conn, expiry) per entry. Returns the entries whose user
 # had already been swept (the node stalled past the TTL): they are announced again.
-_HEARTBEAT = _COMMON + """
+_HEARTBEAT = (
+    _COMMON
+    + """
 local now = tonumber(ARGV[1])
 local rejoined = {}
 for i = 2, #ARGV, 4 do
@@ -67,10 +72,13 @@ for i = 2, #ARGV, 4 do
 end
 return rejoined
 """
+)
 
 # Drop one connection, or with a grace period keep it a little longer so a quick
 # reconnect does not show as left-then-joined. Returns 1 when its user left.
-_LEAVE = _COMMON + """
+_LEAVE = (
+    _COMMON
+    + """
 local room, user, conn = ARGV[1], ARGV[2], ARGV[3]
 local now, grace_until = tonumber(ARGV[4]), tonumber(ARGV[5])
 local present = redis.call('ZSCORE', room_key(room), user)
@@ -83,8 +91,11 @@ end
 if settle(room, user, now) and tonumber(present) >= now then return 1 end
 return 0
 """
+)
 
-_SWEEP = _COMMON + """
+_SWEEP = (
+    _COMMON
+    + """
 local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local left = {}
 for _, entry in ipairs(redis.call('ZRANGEBYSCORE', 'chat:presence:due', '-inf', now, 'LIMIT', 0, limit)) do
@@ -95,6 +106,7 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', 'chat:presence:due', '-inf', 
 end
 return left
 """
+)
 
 # Sweeps take this many users per round trip, so one sweep never blocks Redis for long.
 SWEEP_BATCH = 500
@@ -139,4 +151,4 @@ async def presence_sweep() -> list[tuple[str, str]]:
 
 async def presence_list(*, room: str) -> list[str]:
     users = await get_redis().zrangebyscore(f"chat:presence:{room}", time.time(), "+inf")
-    return sorted(users)
+    return sorted(str(user) for user in users)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
@@ -11,11 +11,11 @@ from chat.errors import ChatError
 from chat.models import Membership, Room
 
 
-def room_visible_to(*, user: AbstractBaseUser) -> QuerySet[Room]:
+def room_visible_to(*, user: User) -> QuerySet[Room]:
     return Room.objects.filter(Q(is_private=False) | Q(memberships__user=user)).distinct()
 
 
-def room_resolve(*, slug: str, user: AbstractBaseUser, create: bool = False) -> Room:
+def room_resolve(*, slug: str, user: User, create: bool = False) -> Room:
     """The room `slug` if `user` may use it, creating a public one when allowed."""
     room = Room.objects.filter(slug=slug).first()
     if room is None:
@@ -32,12 +32,10 @@ def room_resolve(*, slug: str, user: AbstractBaseUser, create: bool = False) -> 
     return room
 
 
-def room_create(*, slug: str, title: str, is_private: bool, creator: AbstractBaseUser) -> Room:
+def room_create(*, slug: str, title: str, is_private: bool, creator: User) -> Room:
     with transaction.atomic():
         if Room.objects.filter(slug=slug).exists():
             raise ChatError("bad_request", f"room {slug} already exists")
         room = Room.objects.create(slug=slug, title=title or slug, is_private=is_private, created_by=creator)
         Membership.objects.create(room=room, user=creator, role=Membership.Role.OWNER)
     return room
-
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from chat.errors import ChatError
 from chat.models import Room
@@ -23,7 +23,7 @@ class RoomSnapshot:
     recovered: bool | None
 
 
-def subscription_snapshot(*, slug: str, user: AbstractBaseUser, since: int | None) -> RoomSnapshot:
+def subscription_snapshot(*, slug: str, user: User, since: int | None) -> RoomSnapshot:
     """What a new subscriber needs: the last seq and, with `since`, what it missed."""
     room = room_resolve(slug=slug, user=user, create=True)
     last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)

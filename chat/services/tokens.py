@@ -6,7 +6,7 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core import signing
 
 from chat.errors import ChatError
@@ -14,19 +14,19 @@ from chat.errors import ChatError
 SALT = "chat.connection-token"
 
 
-def _binding(user: AbstractBaseUser) -> str:
+def _binding(user: User) -> str:
     # Part of the session auth hash: a password change invalidates every token.
     return user.get_session_auth_hash()[:16]
 
 
-def token_issue(*, user: AbstractBaseUser, ttl: int | None = None) -> tuple[str, int]:
+def token_issue(*, user: User, ttl: int | None = None) -> tuple[str, int]:
     """A token for `user` and its lifetime in seconds."""
     lifetime = int(ttl if ttl is not None else settings.TOKEN_TTL)
     payload = {"u": user.pk, "b": _binding(user), "e": int(time.time()) + lifetime}
     return signing.dumps(payload, salt=SALT, compress=False), lifetime
 
 
-def token_user(*, token: str) -> AbstractBaseUser:
+def token_user(*, token: str) -> User:
     """The active user a token names; `ChatError("unauthorized")` for anything else."""
     try:
         payload = signing.loads(token, salt=SALT)

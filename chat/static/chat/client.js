@@ -1,0 +1,399 @@
+// ChatClient: the /ws/ protocol (docs/protocol.md) with no DOM in sight.
+//
+// One socket, many rooms. Per room it keeps the last contiguous seq, drops repeats,
+// holds back out-of-order messages until the gap is repaired, and re-subscribes with
+// `since` after every reconnect, so the UI sees each message once and in order.
+// Events (CustomEvent, payload in `detail`): state, message, subscribed, reset,
+// presence, typing, publish, room-error, error, unauthorized.
+
+// Below the 30-60 s idle timeout of common proxies and load balancers.
+const PING_EVERY_MS = 20_000;
+// A pong slower than this means a dead TCP path the browser has not noticed yet.
+const PONG_WAIT_MS = 10_000;
+// Backoff: full jitter over base * 2^attempt, capped so a user waits at most ~10 s.
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_CAP_MS = 10_000;
+// 1012 means "this node is draining, go elsewhere": come back at once, spread a little.
+const DRAIN_SPREAD_MS = 300;
+// Others clear "is typing" after ~4 s, so a steady typist re-announces every 3 s.
+const TYPING_EVERY_MS = 3_000;
+// A gap still open this long after a repair answered gets repaired again.
+const REPAIR_RECHECK_MS = 1_000;
+
+const CLOSE_UNAUTHENTICATED = 4401;
+const CLOSE_ORIGIN = 4403;
+const CLOSE_DRAINING = 1012;
+
+export const STATES = ["connecting", "online", "reconnecting", "catching-up", "offline"];
+
+export function backoffDelay(attempt, random = Math.random) {
+  return Math.round(random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt));
+}
+
+export function randomId() {
+  const bytes = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function defaultUrl() {
+  const loc = globalThis.location;
+  return `${loc.protocol === "https:" ? "wss" : "ws"}://${loc.host}/ws/`;
+}
+
+export class ChatClient extends EventTarget {
+  constructor({ url = defaultUrl(), WebSocketImpl = globalThis.WebSocket } = {}) {
+    super();
+    this.url = url;
+    this.WebSocketImpl = WebSocketImpl;
+    this.ws = null;
+    this.state = "connecting";
+    this.attempt = 0;
+    this.everOpen = false;
+    this.stopped = false;
+    this.timers = {};
+    this.refPrefix = randomId().slice(0, 8);
+    this.refCount = 0;
+    this.rooms = new Map(); // slug -> {last, buffer, presence, subscribed, subRef, since}
+    this.requests = new Map(); // ref -> {frame, resolve, reject} (history)
+    this.pending = new Map(); // ref -> {ref, room, body, key, status, seq, error}
+    this.catching = new Set(); // rooms with a `since` subscribe in flight
+  }
+
+  // --- public API ----------------------------------------------------------------
+
+  connect() {
+    this.stopped = false;
+    if (!this.ws) this._open();
+  }
+
+  close() {
+    this.stopped = true;
+    this._drop();
+    for (const req of this.requests.values()) req.reject(new Error("client closed"));
+    this.requests.clear();
+    this._setState("offline");
+  }
+
+  /** Skip the backoff wait (the browser came back online, the tab became visible). */
+  reconnectNow() {
+    if (!this.stopped && !this.ws) this._open();
+  }
+
+  subscribe(room) {
+    if (this.rooms.has(room)) return;
+    this.rooms.set(room, { last: null, buffer: new Map(), presence: new Set(), subscribed: false, subRef: null });
+    this._subscribe(room);
+  }
+
+  unsubscribe(room) {
+    if (!this.rooms.delete(room)) return;
+    this.catching.delete(room);
+    this._send({ type: "unsubscribe", room });
+  }
+
+  lastSeq(room) {
+    return this.rooms.get(room)?.last ?? null;
+  }
+
+  presence(room) {
+    return [...(this.rooms.get(room)?.presence ?? [])].sort();
+  }
+
+  /** Send a message; it stays pending (and is re-sent with the same key) until acked. */
+  publish(room, body) {
+    const p = { ref: this._ref(), room, body, key: randomId(), status: "sending", seq: null, error: null };
+    this.pending.set(p.ref, p);
+    this._emitPublish(p);
+    this._sendPublish(p);
+    return p.ref;
+  }
+
+  retry(ref) {
+    const p = this.pending.get(ref);
+    if (!p || p.status !== "failed") return;
+    p.status = "sending";
+    p.error = null;
+    this._emitPublish(p);
+    this._sendPublish(p);
+  }
+
+  discard(ref) {
+    const p = this.pending.get(ref);
+    if (!p) return;
+    this.pending.delete(ref);
+    this._emitPublish({ ...p, status: "discarded" });
+  }
+
+  /** Messages of `room` before seq `before` (the newest when null), oldest first. */
+  history(room, before = null, limit = 50) {
+    const frame = { type: "history", room, limit, ref: this._ref() };
+    if (before !== null && before !== undefined) frame.before = before;
+    return new Promise((resolve, reject) => {
+      this.requests.set(frame.ref, { frame, resolve, reject });
+      this._send(frame);
+    });
+  }
+
+  typing(room) {
+    const r = this.rooms.get(room);
+    const now = Date.now();
+    if (!r || !r.subscribed || now - (r.typedAt ?? 0) < TYPING_EVERY_MS) return;
+    r.typedAt = now;
+    this._send({ type: "typing", room });
+  }
+
+  // --- connection ----------------------------------------------------------------
+
+  _open() {
+    clearTimeout(this.timers.retry);
+    this._setState(this.everOpen ? "reconnecting" : "connecting");
+    const ws = new this.WebSocketImpl(this.url);
+    this.ws = ws;
+    ws.onopen = () => this._onOpen();
+    ws.onmessage = (ev) => this._onFrame(ev.data);
+    ws.onclose = (ev) => this._onClose(ev.code);
+  }
+
+  _onOpen() {
+    this.everOpen = true;
+    this.catching.clear();
+    for (const room of this.rooms.keys()) this._subscribe(room);
+    for (const req of this.requests.values()) this._send(req.frame);
+    for (const p of this.pending.values()) if (p.status === "sending") this._sendPublish(p);
+    this._updateState();
+    this._ping();
+  }
+
+  _onClose(code) {
+    this._drop();
+    if (this.stopped) return;
+    if (code === CLOSE_UNAUTHENTICATED) {
+      this.stopped = true;
+      this._setState("offline", { code });
+      this.dispatchEvent(new CustomEvent("unauthorized"));
+      return;
+    }
+    if (code === CLOSE_ORIGIN) {
+      this.stopped = true;
+      this._setState("offline", { code });
+      return;
+    }
+    const delay = code === CLOSE_DRAINING ? Math.round(Math.random() * DRAIN_SPREAD_MS) : backoffDelay(this.attempt++);
+    this._setState("reconnecting", { code, retryAt: Date.now() + delay });
+    this.timers.retry = setTimeout(() => this._open(), delay);
+  }
+
+  /** Forget the current socket (if any) without waiting for its closing handshake. */
+  _drop() {
+    clearTimeout(this.timers.ping);
+    clearTimeout(this.timers.pong);
+    const ws = this.ws;
+    this.ws = null;
+    for (const r of this.rooms.values()) r.subscribed = false;
+    this.catching.clear();
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      if (ws.readyState <= 1) ws.close();
+    }
+  }
+
+  _ping() {
+    this.timers.ping = setTimeout(() => {
+      this._send({ type: "ping" });
+      this.timers.pong = setTimeout(() => this._onClose(1006), PONG_WAIT_MS);
+      this._ping();
+    }, PING_EVERY_MS);
+  }
+
+  _send(frame) {
+    if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(frame));
+  }
+
+  _ref() {
+    return `${this.refPrefix}-${++this.refCount}`;
+  }
+
+  _setState(state, extra = {}) {
+    this.state = state;
+    this.dispatchEvent(new CustomEvent("state", { detail: { state, ...extra } }));
+  }
+
+  _updateState() {
+    if (!this.ws || this.ws.readyState !== 1) return;
+    const state = this.catching.size ? "catching-up" : "online";
+    if (state === "online") this.attempt = 0;
+    if (state !== this.state) this._setState(state);
+  }
+
+  // --- rooms -----------------------------------------------------------------------
+
+  _subscribe(room) {
+    const r = this.rooms.get(room);
+    const frame = { type: "subscribe", room, ref: this._ref() };
+    if (r.last !== null) {
+      frame.since = r.last;
+      this.catching.add(room);
+    }
+    r.subRef = frame.ref;
+    r.since = frame.since ?? null;
+    this._send(frame);
+    this._updateState();
+  }
+
+  _onMessage(m) {
+    const r = this.rooms.get(m.room);
+    if (!r || (r.last !== null && m.seq <= r.last)) return; // not ours, or a repeat
+    if (r.last === null || m.seq > r.last + 1) {
+      r.buffer.set(m.seq, m);
+      if (r.last !== null && r.subscribed && !this.catching.has(m.room)) this._subscribe(m.room); // repair the gap
+      return;
+    }
+    this._deliver(r, m);
+    this._drain(r);
+  }
+
+  _deliver(r, m) {
+    r.last = m.seq;
+    this.dispatchEvent(new CustomEvent("message", { detail: m }));
+    for (const p of this.pending.values()) {
+      if (p.room === m.room && p.seq === m.seq) this._settle(p);
+    }
+  }
+
+  _drain(r) {
+    for (const seq of r.buffer.keys()) if (seq <= r.last) r.buffer.delete(seq);
+    while (r.buffer.has(r.last + 1)) {
+      const m = r.buffer.get(r.last + 1);
+      r.buffer.delete(m.seq);
+      this._deliver(r, m);
+    }
+  }
+
+  _onSubscribed(f) {
+    const r = this.rooms.get(f.room);
+    if (!r || f.ref !== r.subRef) return;
+    r.subscribed = true;
+    this.catching.delete(f.room);
+    const fresh = r.last === null;
+    const reset = f.recovered === false || r.resetPending;
+    r.resetPending = false;
+    if (f.recovered === false || fresh) r.last = f.seq;
+    this._drain(r);
+    r.presence = new Set(f.presence);
+    this.dispatchEvent(new CustomEvent("subscribed", { detail: { room: f.room, seq: f.seq, fresh } }));
+    if (reset) this.dispatchEvent(new CustomEvent("reset", { detail: { room: f.room, seq: f.seq } }));
+    this._emitPresence(f.room, f.presence, []);
+    if (r.buffer.size) {
+      clearTimeout(r.recheck);
+      r.recheck = setTimeout(() => {
+        if (r.buffer.size && r.subscribed && !this.catching.has(f.room)) this._subscribe(f.room);
+      }, REPAIR_RECHECK_MS);
+    }
+    this._updateState();
+  }
+
+  _emitPresence(room, joined, left) {
+    const detail = { room, users: this.presence(room), joined, left };
+    this.dispatchEvent(new CustomEvent("presence", { detail }));
+  }
+
+  // --- publishing ------------------------------------------------------------------
+
+  _sendPublish(p) {
+    this._send({ type: "publish", room: p.room, body: p.body, key: p.key, ref: p.ref });
+  }
+
+  _emitPublish(p) {
+    this.dispatchEvent(new CustomEvent("publish", { detail: { ...p } }));
+  }
+
+  _settle(p) {
+    this.pending.delete(p.ref);
+    this._emitPublish({ ...p, status: "done" });
+  }
+
+  _onAck(f) {
+    const p = this.pending.get(f.ref);
+    if (!p) return;
+    p.seq = f.seq;
+    const r = this.rooms.get(p.room);
+    if (!r || (r.last !== null && r.last >= f.seq)) return this._settle(p);
+    p.status = "acked";
+    this._emitPublish(p);
+  }
+
+  // --- frames ----------------------------------------------------------------------
+
+  _onFrame(text) {
+    let f;
+    try {
+      f = JSON.parse(text);
+    } catch {
+      return;
+    }
+    switch (f.type) {
+      case "message":
+        return this._onMessage(f);
+      case "subscribed":
+        return this._onSubscribed(f);
+      case "ack":
+        return this._onAck(f);
+      case "presence": {
+        const r = this.rooms.get(f.room);
+        if (!r) return;
+        for (const u of f.joined ?? []) r.presence.add(u);
+        for (const u of f.left ?? []) r.presence.delete(u);
+        return this._emitPresence(f.room, f.joined ?? [], f.left ?? []);
+      }
+      case "typing":
+        return this.dispatchEvent(new CustomEvent("typing", { detail: { room: f.room, user: f.user } }));
+      case "history": {
+        const req = this.requests.get(f.ref);
+        if (req) {
+          this.requests.delete(f.ref);
+          req.resolve(f.messages);
+        }
+        return;
+      }
+      case "pong":
+        return clearTimeout(this.timers.pong);
+      case "error":
+        return this._onError(f);
+    }
+  }
+
+  _onError(f) {
+    const p = this.pending.get(f.ref);
+    if (p) {
+      if (f.code === "rate_limited") {
+        setTimeout(() => p.status === "sending" && this._sendPublish(p), (f.retry_after ?? 1) * 1000 + 100);
+        return;
+      }
+      p.status = "failed";
+      p.error = { code: f.code, detail: f.detail };
+      return this._emitPublish(p);
+    }
+    const req = this.requests.get(f.ref);
+    if (req) {
+      this.requests.delete(f.ref);
+      return req.reject(Object.assign(new Error(f.detail), { code: f.code }));
+    }
+    for (const [room, r] of this.rooms) {
+      if (r.subRef !== f.ref) continue;
+      this.catching.delete(room);
+      if (f.code === "bad_request" && r.since !== null) {
+        // The server holds less than we do (its data was reset): start over.
+        r.last = null;
+        r.buffer.clear();
+        r.resetPending = true;
+        this._subscribe(room);
+      } else {
+        this.rooms.delete(room);
+        this.dispatchEvent(new CustomEvent("room-error", { detail: { room, code: f.code, detail: f.detail } }));
+      }
+      return this._updateState();
+    }
+    this.dispatchEvent(new CustomEvent("error", { detail: f }));
+  }
+}

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chat import protocol
+from chat.errors import ChatError
+
+
+def test_subscribe_with_since_parses_into_a_typed_command() -> None:
+    command = protocol.parse_frame('{"type":"subscribe","room":"lobby","since":7,"ref":"a"}')
+    assert command == protocol.Subscribe(room="lobby", since=7, ref="a")
+
+
+def test_unknown_fields_such_as_a_forged_user_are_ignored() -> None:
+    command = protocol.parse_frame('{"type":"publish","room":"r","body":"hi","user":"admin"}')
+    assert command == protocol.Publish(room="r", body="hi")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[]",
+        "42",
+        "{}",
+        '{"type":"nope"}',
+        '{"type":"subscribe"}',
+        '{"type":"subscribe","room":"UPPER"}',
+        '{"type":"subscribe","room":"../etc"}',
+        '{"type":"subscribe","room":"' + "a" * 65 + '"}',
+        '{"type":"subscribe","room":{"x":1}}',
+        '{"type":"subscribe","room":"r","since":-1}',
+        '{"type":"subscribe","room":"r","since":9223372036854775808}',
+        '{"type":"subscribe","room":"r","since":"3"}',
+        '{"type":"history","room":"r","limit":0}',
+        '{"type":"publish","room":"r","body":5}',
+        '{"type":"publish","room":"r","body":"\\ud800"}',
+        '{"type":"ping","ref":"' + "x" * 65 + '"}',
+    ],
+)
+def test_bad_frames_are_bad_request(text: str) -> None:
+    with pytest.raises(ChatError) as caught:
+        protocol.parse_frame(text)
+    assert caught.value.code == "bad_request"
+
+
+def test_ref_of_recovers_the_ref_of_an_unparseable_frame() -> None:
+    assert protocol.ref_of('{"type":"nope","ref":"r1"}') == "r1"
+    assert protocol.ref_of('{"ref": 5}') is None
+    assert protocol.ref_of("garbage") is None
+
+
+def test_error_frame_carries_code_detail_ref_and_retry_after() -> None:
+    frame = json.loads(protocol.error_frame(ChatError("rate_limited", "slow", retry_after=0.5), "r"))
+    assert frame == {"type": "error", "code": "rate_limited", "detail": "slow", "retry_after": 0.5, "ref": "r"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(),
+        st.dictionaries(
+            st.text(max_size=8),
+            st.recursive(st.none() | st.integers() | st.text(), lambda c: st.lists(c, max_size=3)),
+            max_size=5,
+        ).map(json.dumps),
+    )
+)
+def test_any_text_gives_a_command_or_a_chat_error(text: str) -> None:
+    try:
+        command = protocol.parse_frame(text)
+    except ChatError as exc:
+        assert exc.code == "bad_request"
+    else:
+        assert isinstance(command, protocol.Command)

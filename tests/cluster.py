@@ -1,0 +1,206 @@
+"""Start `manage.py runcluster` as a real process, the way `make run` does, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import websockets
+from django.conf import settings
+
+from chat.cluster import Cluster
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def _ports_free(first: int, count: int) -> bool:
+    for port in range(first, first + count):
+        with closing(socket.socket()) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def pick_base_port(count: int) -> int:
+    for _ in range(100):
+        base = random.randrange(20000, 40000)
+        if _ports_free(base, count + 1):
+            return base
+    raise RuntimeError("no free block of loopback ports")
+
+
+def cluster_database_url(tmp: Path) -> str:
+    """A database of the cluster's own, on the same engine as the test run."""
+    default = settings.DATABASES["default"]
+    if default["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{tmp / 'cluster.sqlite3'}"
+    import psycopg
+
+    name = f"chat_cluster_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    dsn = f"host={default['HOST']} port={default['PORT'] or 5432} user={default['USER']} dbname=postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    password = f":{default['PASSWORD']}" if default.get("PASSWORD") else ""
+    return f"postgres://{default['USER']}{password}@{default['HOST']}:{default['PORT'] or 5432}/{name}"
+
+
+@dataclass
+class RunningCluster:
+    process: subprocess.Popen[str]
+    cluster: Cluster
+    env: dict[str, str]
+
+    @property
+    def port(self) -> int:
+        return self.cluster.port
+
+    def node_port(self, index: int) -> int:
+        return self.cluster.node_port(index)
+
+    def tokens(self, *users: str) -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "manage.py", "chat_token", *users, "--create", "--ttl", "3600"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert len(out) == len(users)
+        return out
+
+    def kill_node(self, index: int, sig: int = signal.SIGKILL) -> int:
+        pid = self.cluster.pid(self.cluster.node_ids()[index])
+        os.kill(pid, sig)
+        return pid
+
+    def wait_node_ready(self, index: int, timeout: float = 30) -> None:
+        wait_until(lambda: http_status(f"http://127.0.0.1:{self.node_port(index)}/readyz") == 200, timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_cluster(tmp: Path, *, nodes: int = 3, env: dict[str, str] | None = None) -> RunningCluster:
+    base = pick_base_port(nodes)
+    run_dir = tmp / "run"
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    full_env["DATABASE_URL"] = cluster_database_url(tmp)
+    full_env["REDIS_URL"] = settings.REDIS_URL
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "runcluster",
+            "--nodes",
+            str(nodes),
+            "--port",
+            str(base),
+            "--run-dir",
+            str(run_dir),
+        ],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    cluster = Cluster(nodes=nodes, port=base, redis_url=settings.REDIS_URL, run_dir=run_dir)
+    running = RunningCluster(process, cluster, full_env)
+    deadline = time.monotonic() + 90
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "Ctrl-C stops everything" in line:
+            return running
+        if time.monotonic() > deadline:
+            break
+    running.stop()
+    logs = "\n".join(p.read_text()[-2000:] for p in run_dir.glob("*.log"))
+    raise RuntimeError(f"runcluster did not come up (exit {process.poll()}):\n{logs}")
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+def wait_until(condition: Any, timeout: float, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+class Client:
+    """A protocol client over a real socket that keeps every frame it reads."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, port: int, token: str, **kwargs: Any) -> Client:
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{port}/ws/?token={token}",
+            additional_headers={"Origin": f"http://127.0.0.1:{port}"},
+            max_queue=None,
+            **kwargs,
+        )
+        return cls(ws)
+
+    async def send(self, **frame: Any) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def until(self, predicate: Any, timeout: float = 10) -> dict[str, Any]:
+        """The first frame, already read or arriving, that satisfies `predicate` (consumed)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for i, frame in enumerate(self.frames):
+                    if predicate(frame):
+                        return self.frames.pop(i)
+                self.frames.append(json.loads(await self.ws.recv()))
+
+    async def subscribe(self, room: str, since: int | None = None) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "subscribe", "room": room, "ref": f"sub-{room}"}
+        if since is not None:
+            frame["since"] = since
+        await self.send(**frame)
+        return await self.until(lambda f: f["type"] in ("subscribed", "error") and f.get("ref") == f"sub-{room}")
+
+    async def seqs(self, room: str, count: int, timeout: float = 20) -> list[int]:
+        """Seqs of the next `count` messages of `room`, in arrival order."""
+        out = []
+        while len(out) < count:
+            frame = await self.until(lambda f: f["type"] == "message" and f["room"] == room, timeout)
+            out.append(frame["seq"])
+        return out
+
+    async def close(self) -> None:
+        await self.ws.close()

