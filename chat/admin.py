@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 from chat.models import ApiKey, Membership, Message, Room
 from chat.services.apikeys import apikey_create
+from chat.services.nodes import NodeInfo, node_list, node_redis_figures, node_room_presence
 
 
 class MembershipInline(admin.TabularInline):
@@ -80,3 +84,21 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Deactivate selected keys")
     def deactivate(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         queryset.update(is_active=False)
+
+
+async def _cluster_figures() -> tuple[list[NodeInfo], dict[str, list[str]], dict[str, object]]:
+    return await node_list(), await node_room_presence(), await node_redis_figures()
+
+
+def cluster_view(request: HttpRequest) -> HttpResponse:
+    """The live cluster for operators: nodes, who is online where, and Redis pub/sub."""
+    nodes, presence, redis_figures = async_to_sync(_cluster_figures)()
+    now = time.time()
+    context = {
+        **admin.site.each_context(request),
+        "title": "Cluster",
+        "nodes": [dict(vars(n), up=now - n.started_at, age=now - n.heartbeat_at) for n in nodes],
+        "presence": presence,
+        "redis": redis_figures,
+    }
+    return TemplateResponse(request, "admin/cluster.html", context)

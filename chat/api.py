@@ -10,6 +10,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -123,8 +124,18 @@ def _history_sync(request: HttpRequest, slug: str) -> JsonResponse:
     return JsonResponse({"messages": messages})
 
 
+def _no_response(request: HttpRequest) -> HttpResponse:
+    return HttpResponse()
+
+
+@csrf_exempt  # checked below for cookie sessions; bearer callers carry no ambient credentials
 @require_http_methods(["GET", "POST"])
-def rooms_view(request: HttpRequest) -> JsonResponse:
+def rooms_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST" and request.user.is_authenticated:
+        # Run the standard check as for any view that is not exempt.
+        refused = CsrfViewMiddleware(_no_response).process_view(request, _no_response, (), {})
+        if refused is not None:
+            return refused
     try:
         user = _caller(request)
         if request.method == "POST":

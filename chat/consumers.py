@@ -19,6 +19,7 @@ from chat.services.messages import message_history, message_publish
 from chat.services.presence import presence_join, presence_leave, presence_list
 from chat.services.ratelimit import ratelimit_publish
 from chat.services.subscriptions import subscription_snapshot
+from chat.services.typing import typing_allowed
 from chat.ws_auth import CLOSE_UNAUTHENTICATED
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
 # A client answered rate_limited this many times in a row is flooding, not bursting.
 FLOOD_STRIKES = 20
+# Close codes of a client that meant to go: 1000 normal, 1001 going away (tab closed).
+CLEAN_CLOSES = {1000, 1001}
 _conn_ids = itertools.count(1)
 
 
@@ -61,13 +64,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.hub = await get_hub()
         metrics.CONNECTS.labels("accepted").inc()
         metrics.CONNECTIONS.inc()
+        self.hub.connections += 1
 
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "subs"):
             return
         metrics.CONNECTIONS.dec()
+        self.hub.connections -= 1
+        # A clean close leaves at once; a dropped socket gets a grace period so a quick
+        # reconnect (a node restart, a network blip) does not flicker left-then-joined.
+        grace = 0 if code in CLEAN_CLOSES else settings.PRESENCE_GRACE
         for sub in list(self.subs.values()):
-            await self._leave(sub)
+            await self._leave(sub, grace=grace)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not hasattr(self, "subs"):
@@ -114,7 +122,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             case protocol.Typing():
                 if command.room not in self.subs:
                     raise ChatError("bad_request", f"subscribe to {command.room} before typing in it")
-                await hub.publish_typing(command.room, self.user_name)
+                if await typing_allowed(room=command.room, user=self.user_name):
+                    await hub.publish_typing(command.room, self.user_name)
 
     async def subscribe(self, command: protocol.Subscribe) -> None:
         sub = self.subs.get(command.room)
@@ -133,7 +142,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if fresh:
                 joined = await presence_join(room=command.room, user=self.user_name, conn=self.conn_id)
                 if joined:
-                    await hub.publish_presence(command.room, [self.user_name], [])
+                    await hub.publish_presence(command.room, [self.user_name], [], skip_user=self.user_name)
             present = await presence_list(room=command.room)
         except BaseException:
             if fresh:
@@ -170,14 +179,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.reply({"type": "ack", "room": posted.room, "seq": posted.seq}, command.ref)
         if posted.created:
             metrics.MESSAGES_IN.inc()
-            await hub.publish_message(posted.room, posted.seq, posted.frame)
+            try:
+                await hub.publish_message(posted.room, posted.seq, posted.frame)
+            except Exception:
+                # Stored and acked: subscribers read it back from the database when
+                # the next message shows them the gap.
+                logger.exception("broadcast of %s#%d failed", posted.room, posted.seq)
 
-    async def _leave(self, sub: Subscription) -> None:
+    async def _leave(self, sub: Subscription, grace: float = 0) -> None:
         self.subs.pop(sub.room, None)
         metrics.SUBSCRIPTIONS.dec()
         await self.hub.detach(sub)
         try:
-            if await presence_leave(room=sub.room, user=sub.user, conn=sub.conn):
+            if await presence_leave(room=sub.room, user=sub.user, conn=sub.conn, grace=grace):
                 await hub.publish_presence(sub.room, [], [sub.user])
         except asyncio.CancelledError:
             raise

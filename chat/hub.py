@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from django.conf import settings
 
 from chat import metrics, protocol
 from chat.services.messages import message_frames_between
+from chat.services.nodes import NodeInfo, node_forget, node_heartbeat
 from chat.services.presence import presence_heartbeat, presence_sweep
 
 logger = logging.getLogger(__name__)
@@ -48,9 +51,10 @@ async def publish_message(room: str, seq: int, text: str) -> None:
     await _layer().group_send(room_group(room), {"type": EVENT_MESSAGE, "room": room, "seq": seq, "text": text})
 
 
-async def publish_presence(room: str, joined: list[str], left: list[str]) -> None:
+async def publish_presence(room: str, joined: list[str], left: list[str], *, skip_user: str = "") -> None:
+    """Send a presence diff; `skip_user` (who just joined) already has the full list."""
     text = protocol.encode({"type": "presence", "room": room, "joined": joined, "left": left})
-    await _layer().group_send(room_group(room), {"type": EVENT_PRESENCE, "room": room, "text": text})
+    await _layer().group_send(room_group(room), {"type": EVENT_PRESENCE, "room": room, "text": text, "skip": skip_user})
 
 
 async def publish_typing(room: str, user: str) -> None:
@@ -124,10 +128,13 @@ class Hub:
         self.layer = layer
         self.channel = ""
         self.feeds: dict[str, RoomFeed] = {}
+        self.connections = 0
+        self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self.channel = await self.layer.new_channel("node.")
+        await self._register()
         for loop in (self._receive_loop, self._heartbeat_loop, self._sweep_loop):
             self._tasks.append(asyncio.create_task(loop()))
 
@@ -135,6 +142,20 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await node_forget(node_id=settings.NODE_ID)
+
+    async def _register(self) -> None:
+        await node_heartbeat(
+            info=NodeInfo(
+                node_id=settings.NODE_ID,
+                address=f"127.0.0.1:{settings.NODE_PORT}" if settings.NODE_PORT else "",
+                pid=os.getpid(),
+                started_at=self.started_at,
+                connections=self.connections,
+                subscriptions=sum(len(feed.subs) for feed in self.feeds.values()),
+                heartbeat_at=time.time(),
+            )
+        )
 
     # --- subscriptions -------------------------------------------------------
 
@@ -208,7 +229,7 @@ class Hub:
             feed.early[seq] = event["text"]
             self._advance(feed)
         elif kind == EVENT_PRESENCE:
-            self._fan_out(feed, None, event["text"])
+            self._fan_out(feed, None, event["text"], skip_user=event.get("skip") or None)
         elif kind == EVENT_TYPING:
             self._fan_out(feed, None, event["text"], skip_user=event["user"])
 
@@ -264,6 +285,7 @@ class Hub:
             try:
                 rejoined = await presence_heartbeat(entries=self.local_entries())
                 await self._announce(rejoined, joined=True)
+                await self._register()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -308,3 +330,28 @@ async def get_hub() -> Hub:
             await hub.start()
             _hubs[loop] = hub
     return hub
+
+
+def start_on_boot() -> None:
+    """Start the hub as soon as the server's loop runs, so the node registers at once.
+
+    daphne has no startup hook, but it runs Twisted on asyncio and makes that loop the
+    current one before starting the reactor, which calls `begin` just before the loop runs.
+    """
+    from twisted.internet import reactor
+
+    def begin() -> None:
+        task = asyncio.get_event_loop().create_task(get_hub())
+        task.add_done_callback(_log_boot_failure)
+        _boot_tasks.add(task)
+
+    reactor.callWhenRunning(begin)
+
+
+_boot_tasks: set[asyncio.Task[Hub]] = set()
+
+
+def _log_boot_failure(task: asyncio.Task[Hub]) -> None:
+    _boot_tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("hub failed to start: %r; it starts again with the first socket", task.exception())

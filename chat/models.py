@@ -6,7 +6,8 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-SLUG_PATTERN = r"^[a-z0-9_-]{1,64}$"
+# \Z, not $: "$" would let a trailing newline through.
+SLUG_PATTERN = r"^[a-z0-9_-]{1,64}\Z"
 
 
 class Room(models.Model):

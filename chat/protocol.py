@@ -12,11 +12,12 @@ from typing import Annotated, Any
 import msgspec
 
 from chat.errors import ChatError
+from chat.models import SLUG_PATTERN
 
 MAX_REF = 64
 MAX_SEQ = 2**63 - 1
 
-Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,64}$")]
+Slug = Annotated[str, msgspec.Meta(pattern=SLUG_PATTERN)]
 Ref = Annotated[str, msgspec.Meta(max_length=MAX_REF)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_SEQ)]

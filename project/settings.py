@@ -188,6 +188,11 @@ CHANNEL_LAYERS = {
 # A user who stays silent this long has crashed or lost the network; 15 s is three
 # missed heartbeats, short enough that the online list is believable.
 PRESENCE_TTL = env_number("PRESENCE_TTL", 15, minimum=1)
+# A user whose socket dropped (not a clean close) and who is back within this many
+# seconds never shows as left: covers a node restart or a network blip.
+PRESENCE_GRACE = env_number("PRESENCE_GRACE", 3, minimum=0)
+# Typing events per user and room: one per 2 s is enough for "X is typing…".
+CHAT_TYPING_THROTTLE = env_number("CHAT_TYPING_THROTTLE", 2, minimum=0.1)
 # Per-user publish budget shared by every node: enough for fast typists and paste
 # bursts, far below what would let one account drown a room.
 CHAT_PUBLISH_RATE = env_number("CHAT_PUBLISH_RATE", 10, minimum=0.1)

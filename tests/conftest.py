@@ -80,11 +80,15 @@ def _fresh_rate_limits() -> Iterator[None]:
         client.delete(key)
 
 
-@pytest.fixture(scope="module")
+# Short presence timings so a killed node's users are swept within seconds.
+CLUSTER_ENV = {"PRESENCE_TTL": "4", "PRESENCE_GRACE": "2", "DRAIN_GRACE": "1"}
+
+
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A real cluster of 3 daphne nodes, Caddy and the test Redis, via `runcluster`."""
     from tests.cluster import start_cluster
 
-    running = start_cluster(tmp_path_factory.mktemp("cluster"))
+    running = start_cluster(tmp_path_factory.mktemp("cluster"), env=CLUSTER_ENV)
     yield running
     running.stop()

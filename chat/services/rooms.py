@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
 from chat.errors import ChatError
-from chat.models import Membership, Room
+from chat.models import SLUG_PATTERN, Membership, Room
 
 
 def room_visible_to(*, user: User) -> QuerySet[Room]:
@@ -17,6 +19,8 @@ def room_visible_to(*, user: User) -> QuerySet[Room]:
 
 def room_resolve(*, slug: str, user: User, create: bool = False) -> Room:
     """The room `slug` if `user` may use it, creating a public one when allowed."""
+    if not re.match(SLUG_PATTERN, slug):
+        raise ChatError("bad_request", "a room name is 1 to 64 characters of a-z 0-9 - _")
     room = Room.objects.filter(slug=slug).first()
     if room is None:
         if not (create and settings.CHAT_AUTO_CREATE_ROOMS):

@@ -31,6 +31,7 @@ def test_unknown_fields_such_as_a_forged_user_are_ignored() -> None:
         '{"type":"subscribe"}',
         '{"type":"subscribe","room":"UPPER"}',
         '{"type":"subscribe","room":"../etc"}',
+        '{"type":"subscribe","room":"x\\n"}',
         '{"type":"subscribe","room":"' + "a" * 65 + '"}',
         '{"type":"subscribe","room":{"x":1}}',
         '{"type":"subscribe","room":"r","since":-1}',

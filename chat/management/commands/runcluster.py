@@ -35,9 +35,12 @@ class Command(BaseCommand):
         )
 
         def forward(signum: int, frame: FrameType | None) -> None:
+            # supervisord stops every part in turn; the wait below returns when it is done.
             self.stdout.write("stopping the cluster…")
-            cluster.stop()
-            raise SystemExit(0)
+            if cluster.process is not None and cluster.process.poll() is None:
+                cluster.process.send_signal(signal.SIGTERM)
+            else:
+                raise SystemExit(1)
 
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGTERM, forward)
@@ -49,4 +52,5 @@ class Command(BaseCommand):
         self.stdout.write("Ctrl-C stops everything.")
         assert cluster.process is not None
         code = cluster.process.wait()
+        self.stdout.write("cluster stopped.")
         raise SystemExit(code)

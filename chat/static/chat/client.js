@@ -58,6 +58,8 @@ export class ChatClient extends EventTarget {
     this.requests = new Map(); // ref -> {frame, resolve, reject} (history)
     this.pending = new Map(); // ref -> {ref, room, body, key, status, seq, error}
     this.catching = new Set(); // rooms with a `since` subscribe in flight
+    this.inflight = null; // ref of the one publish awaiting its answer
+    this.holdUntil = 0; // rate limited: publish nothing before this time
   }
 
   // --- public API ----------------------------------------------------------------
@@ -100,22 +102,21 @@ export class ChatClient extends EventTarget {
     return [...(this.rooms.get(room)?.presence ?? [])].sort();
   }
 
-  /** Send a message; it stays pending (and is re-sent with the same key) until acked. */
+  /** Queue a message; it stays pending (and is re-sent with the same key) until acked. */
   publish(room, body) {
     const p = { ref: this._ref(), room, body, key: randomId(), status: "sending", seq: null, error: null };
     this.pending.set(p.ref, p);
     this._emitPublish(p);
-    this._sendPublish(p);
+    this._pump();
     return p.ref;
   }
 
   retry(ref) {
     const p = this.pending.get(ref);
     if (!p || p.status !== "failed") return;
-    p.status = "sending";
-    p.error = null;
+    Object.assign(p, { status: "sending", error: null });
     this._emitPublish(p);
-    this._sendPublish(p);
+    this._pump();
   }
 
   discard(ref) {
@@ -123,6 +124,7 @@ export class ChatClient extends EventTarget {
     if (!p) return;
     this.pending.delete(ref);
     this._emitPublish({ ...p, status: "discarded" });
+    this._landed(ref);
   }
 
   /** Messages of `room` before seq `before` (the newest when null), oldest first. */
@@ -148,8 +150,7 @@ export class ChatClient extends EventTarget {
   _open() {
     clearTimeout(this.timers.retry);
     this._setState(this.everOpen ? "reconnecting" : "connecting");
-    const ws = new this.WebSocketImpl(this.url);
-    this.ws = ws;
+    const ws = (this.ws = new this.WebSocketImpl(this.url));
     ws.onopen = () => this._onOpen();
     ws.onmessage = (ev) => this._onFrame(ev.data);
     ws.onclose = (ev) => this._onClose(ev.code);
@@ -160,7 +161,7 @@ export class ChatClient extends EventTarget {
     this.catching.clear();
     for (const room of this.rooms.keys()) this._subscribe(room);
     for (const req of this.requests.values()) this._send(req.frame);
-    for (const p of this.pending.values()) if (p.status === "sending") this._sendPublish(p);
+    this._pump();
     this._updateState();
     this._ping();
   }
@@ -168,15 +169,10 @@ export class ChatClient extends EventTarget {
   _onClose(code) {
     this._drop();
     if (this.stopped) return;
-    if (code === CLOSE_UNAUTHENTICATED) {
-      this.stopped = true;
+    if (code === CLOSE_UNAUTHENTICATED || code === CLOSE_ORIGIN) {
+      this.stopped = true; // retrying cannot help: log in again, or open the page from our own origin
       this._setState("offline", { code });
-      this.dispatchEvent(new CustomEvent("unauthorized"));
-      return;
-    }
-    if (code === CLOSE_ORIGIN) {
-      this.stopped = true;
-      this._setState("offline", { code });
+      if (code === CLOSE_UNAUTHENTICATED) this._emit("unauthorized", {});
       return;
     }
     const delay = code === CLOSE_DRAINING ? Math.round(Math.random() * DRAIN_SPREAD_MS) : backoffDelay(this.attempt++);
@@ -190,12 +186,11 @@ export class ChatClient extends EventTarget {
     clearTimeout(this.timers.pong);
     const ws = this.ws;
     this.ws = null;
+    this.inflight = null;
     for (const r of this.rooms.values()) r.subscribed = false;
     this.catching.clear();
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      if (ws.readyState <= 1) ws.close();
-    }
+    if (ws) ws.onopen = ws.onmessage = ws.onclose = null;
+    if (ws && ws.readyState <= 1) ws.close();
   }
 
   _ping() {
@@ -211,18 +206,22 @@ export class ChatClient extends EventTarget {
   }
 
   _ref() {
-    return `${this.refPrefix}-${++this.refCount}`;
+    return `${this.refPrefix}-${++this.refCount}`; // unique per page: a random prefix plus a counter
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
   _setState(state, extra = {}) {
     this.state = state;
-    this.dispatchEvent(new CustomEvent("state", { detail: { state, ...extra } }));
+    this._emit("state", { state, ...extra });
   }
 
   _updateState() {
     if (!this.ws || this.ws.readyState !== 1) return;
     const state = this.catching.size ? "catching-up" : "online";
-    if (state === "online") this.attempt = 0;
+    if (state === "online") this.attempt = 0; // reset only once fully caught up: no tight loops
     if (state !== this.state) this._setState(state);
   }
 
@@ -255,10 +254,13 @@ export class ChatClient extends EventTarget {
 
   _deliver(r, m) {
     r.last = m.seq;
-    this.dispatchEvent(new CustomEvent("message", { detail: m }));
-    for (const p of this.pending.values()) {
-      if (p.room === m.room && p.seq === m.seq) this._settle(p);
-    }
+    this._emit("message", m);
+    this._settleUpTo(m.room, r.last);
+  }
+
+  /** Acked publishes the room's stream has now passed are done. */
+  _settleUpTo(room, last) {
+    for (const p of this.pending.values()) if (p.room === room && p.seq !== null && p.seq <= last) this._settle(p);
   }
 
   _drain(r) {
@@ -280,9 +282,10 @@ export class ChatClient extends EventTarget {
     r.resetPending = false;
     if (f.recovered === false || fresh) r.last = f.seq;
     this._drain(r);
+    this._settleUpTo(f.room, r.last);
     r.presence = new Set(f.presence);
-    this.dispatchEvent(new CustomEvent("subscribed", { detail: { room: f.room, seq: f.seq, fresh } }));
-    if (reset) this.dispatchEvent(new CustomEvent("reset", { detail: { room: f.room, seq: f.seq } }));
+    this._emit("subscribed", { room: f.room, seq: f.seq, fresh });
+    if (reset) this._emit("reset", { room: f.room, seq: f.seq });
     this._emitPresence(f.room, f.presence, []);
     if (r.buffer.size) {
       clearTimeout(r.recheck);
@@ -294,18 +297,30 @@ export class ChatClient extends EventTarget {
   }
 
   _emitPresence(room, joined, left) {
-    const detail = { room, users: this.presence(room), joined, left };
-    this.dispatchEvent(new CustomEvent("presence", { detail }));
+    this._emit("presence", { room, users: this.presence(room), joined, left });
   }
 
   // --- publishing ------------------------------------------------------------------
 
-  _sendPublish(p) {
+  /**
+   * Send the oldest unsent publish, one at a time: a user's messages are stored in the
+   * order they were written, even when the rate limit turns one of them back.
+   */
+  _pump() {
+    if (this.inflight || Date.now() < this.holdUntil || !this.ws || this.ws.readyState !== 1) return;
+    const p = [...this.pending.values()].find((q) => q.status === "sending");
+    if (!p) return;
+    this.inflight = p.ref;
     this._send({ type: "publish", room: p.room, body: p.body, key: p.key, ref: p.ref });
   }
 
+  _landed(ref) {
+    if (this.inflight === ref) this.inflight = null;
+    this._pump();
+  }
+
   _emitPublish(p) {
-    this.dispatchEvent(new CustomEvent("publish", { detail: { ...p } }));
+    this._emit("publish", { ...p });
   }
 
   _settle(p) {
@@ -318,20 +333,18 @@ export class ChatClient extends EventTarget {
     if (!p) return;
     p.seq = f.seq;
     const r = this.rooms.get(p.room);
-    if (!r || (r.last !== null && r.last >= f.seq)) return this._settle(p);
-    p.status = "acked";
-    this._emitPublish(p);
+    if (!r || (r.last !== null && r.last >= f.seq)) this._settle(p);
+    else {
+      p.status = "acked";
+      this._emitPublish(p);
+    }
+    this._landed(p.ref);
   }
 
   // --- frames ----------------------------------------------------------------------
 
   _onFrame(text) {
-    let f;
-    try {
-      f = JSON.parse(text);
-    } catch {
-      return;
-    }
+    const f = JSON.parse(text); // the server only ever sends JSON text frames
     switch (f.type) {
       case "message":
         return this._onMessage(f);
@@ -347,15 +360,9 @@ export class ChatClient extends EventTarget {
         return this._emitPresence(f.room, f.joined ?? [], f.left ?? []);
       }
       case "typing":
-        return this.dispatchEvent(new CustomEvent("typing", { detail: { room: f.room, user: f.user } }));
-      case "history": {
-        const req = this.requests.get(f.ref);
-        if (req) {
-          this.requests.delete(f.ref);
-          req.resolve(f.messages);
-        }
-        return;
-      }
+        return this._emit("typing", { room: f.room, user: f.user });
+      case "history":
+        return this._answer(f.ref, (req) => req.resolve(f.messages));
       case "pong":
         return clearTimeout(this.timers.pong);
       case "error":
@@ -363,22 +370,27 @@ export class ChatClient extends EventTarget {
     }
   }
 
+  _answer(ref, settle) {
+    const req = this.requests.get(ref);
+    if (req) this.requests.delete(ref), settle(req);
+    return Boolean(req);
+  }
+
   _onError(f) {
     const p = this.pending.get(f.ref);
     if (p) {
       if (f.code === "rate_limited") {
-        setTimeout(() => p.status === "sending" && this._sendPublish(p), (f.retry_after ?? 1) * 1000 + 100);
-        return;
+        const wait = (f.retry_after ?? 1) * 1000 + 50;
+        this.holdUntil = Date.now() + wait;
+        clearTimeout(this.timers.hold);
+        this.timers.hold = setTimeout(() => this._pump(), wait);
+      } else {
+        Object.assign(p, { status: "failed", error: { code: f.code, detail: f.detail } });
+        this._emitPublish(p);
       }
-      p.status = "failed";
-      p.error = { code: f.code, detail: f.detail };
-      return this._emitPublish(p);
+      return this._landed(p.ref);
     }
-    const req = this.requests.get(f.ref);
-    if (req) {
-      this.requests.delete(f.ref);
-      return req.reject(Object.assign(new Error(f.detail), { code: f.code }));
-    }
+    if (this._answer(f.ref, (req) => req.reject(Object.assign(new Error(f.detail), { code: f.code })))) return;
     for (const [room, r] of this.rooms) {
       if (r.subRef !== f.ref) continue;
       this.catching.delete(room);
@@ -390,10 +402,10 @@ export class ChatClient extends EventTarget {
         this._subscribe(room);
       } else {
         this.rooms.delete(room);
-        this.dispatchEvent(new CustomEvent("room-error", { detail: { room, code: f.code, detail: f.detail } }));
+        this._emit("room-error", { room, code: f.code, detail: f.detail });
       }
       return this._updateState();
     }
-    this.dispatchEvent(new CustomEvent("error", { detail: f }));
+    this._emit("error", f);
   }
 }

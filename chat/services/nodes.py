@@ -1,0 +1,110 @@
+"""The node registry: every live node, its address and figures, in Redis with expiry."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from chat.redis import get_redis
+
+NODES_KEY = "chat:nodes"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: str
+    address: str
+    pid: int
+    started_at: float
+    connections: int
+    subscriptions: int
+    heartbeat_at: float
+
+
+def _ttl() -> float:
+    # A node that missed three heartbeats is gone, the same rule as for presence.
+    return float(settings.PRESENCE_TTL)
+
+
+async def node_heartbeat(*, info: NodeInfo) -> None:
+    key = f"{NODES_KEY}:{info.node_id}"
+    async with get_redis().pipeline(transaction=True) as pipe:
+        pipe.hset(
+            key,
+            mapping={
+                "address": info.address,
+                "pid": info.pid,
+                "started_at": info.started_at,
+                "connections": info.connections,
+                "subscriptions": info.subscriptions,
+                "heartbeat_at": info.heartbeat_at,
+            },
+        )
+        pipe.pexpire(key, int(_ttl() * 1000))
+        pipe.zadd(NODES_KEY, {info.node_id: info.heartbeat_at + _ttl()})
+        pipe.zremrangebyscore(NODES_KEY, "-inf", time.time())
+        await pipe.execute()
+
+
+async def node_forget(*, node_id: str) -> None:
+    async with get_redis().pipeline(transaction=True) as pipe:
+        pipe.delete(f"{NODES_KEY}:{node_id}")
+        pipe.zrem(NODES_KEY, node_id)
+        await pipe.execute()
+
+
+async def node_list() -> list[NodeInfo]:
+    """The nodes whose last heartbeat is younger than the TTL, by id."""
+    client = get_redis()
+    ids = await client.zrangebyscore(NODES_KEY, time.time(), "+inf")
+    nodes = []
+    for node_id in sorted(str(i) for i in ids):
+        raw = {str(k): str(v) for k, v in (await client.hgetall(f"{NODES_KEY}:{node_id}")).items()}
+        if raw:
+            nodes.append(
+                NodeInfo(
+                    node_id=node_id,
+                    address=raw["address"],
+                    pid=int(raw["pid"]),
+                    started_at=float(raw["started_at"]),
+                    connections=int(raw["connections"]),
+                    subscriptions=int(raw["subscriptions"]),
+                    heartbeat_at=float(raw["heartbeat_at"]),
+                )
+            )
+    return nodes
+
+
+async def node_room_presence() -> dict[str, list[str]]:
+    """Online users per room, across the cluster (for the operator's view)."""
+    client = get_redis()
+    rooms: dict[str, list[str]] = {}
+    now = time.time()
+    async for key in client.scan_iter(match="chat:presence:*", count=1000):
+        room = key.removeprefix("chat:presence:")
+        if "\n" in room or room == "due":
+            continue
+        users = await client.zrangebyscore(key, now, "+inf")
+        if users:
+            rooms[room] = sorted(str(user) for user in users)
+    return dict(sorted(rooms.items()))
+
+
+async def node_redis_figures() -> dict[str, object]:
+    """Redis pub/sub and load figures from PUBSUB and INFO."""
+    client = get_redis()
+    channels = await client.pubsub_channels()
+    numsub = await client.pubsub_numsub(*channels[:200]) if channels else []
+    info = await client.info()
+    return {
+        "pubsub_channels": len(channels),
+        "pubsub_subscribers": sum(int(count) for _, count in numsub),
+        "top_channels": sorted(((str(c), int(n)) for c, n in numsub), key=lambda pair: -pair[1])[:20],
+        "connected_clients": info.get("connected_clients"),
+        "used_memory_human": info.get("used_memory_human"),
+        "instantaneous_ops_per_sec": info.get("instantaneous_ops_per_sec"),
+        "redis_version": info.get("redis_version"),
+        "uptime_in_seconds": info.get("uptime_in_seconds"),
+    }

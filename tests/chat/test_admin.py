@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_cluster_page_renders_for_staff() -> None:
+    client = Client()
+    client.force_login(User.objects.create_user("op", is_staff=True, is_superuser=True))
+    response = client.get("/admin/cluster/")
+    assert response.status_code == 200
+    assert b"Live nodes" in response.content and b"Pub/sub channels" in response.content
+
+
+def test_the_cluster_page_is_refused_to_non_staff() -> None:
+    client = Client()
+    client.force_login(User.objects.create_user("plain"))
+    response = client.get("/admin/cluster/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize(
+    "page", ["/admin/chat/room/", "/admin/chat/message/", "/admin/chat/membership/", "/admin/chat/apikey/"]
+)
+def test_admin_lists_render(page: str) -> None:
+    client = Client()
+    client.force_login(User.objects.create_user("op", is_staff=True, is_superuser=True))
+    assert client.get(page).status_code == 200

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from chat.models import Message
+from chat.services.apikeys import apikey_create
+from chat.services.tokens import token_user
+
+pytestmark = pytest.mark.django_db
+
+
+def post_json(client: Client, url: str, body: object, **headers: str):  # type: ignore[no-untyped-def]
+    return client.post(url, json.dumps(body), content_type="application/json", headers=headers)
+
+
+def test_token_endpoint_issues_a_token_for_good_credentials() -> None:
+    User.objects.create_user("amy", password="correct horse battery")
+    response = post_json(Client(), "/api/token", {"username": "amy", "password": "correct horse battery"})
+    assert response.status_code == 200
+    assert token_user(token=response.json()["token"]).username == "amy"
+    assert response.json()["expires_in"] > 0
+
+
+@pytest.mark.parametrize("body", [{"username": "amy", "password": "wrong"}, {"username": "nobody", "password": "x"}])
+def test_token_endpoint_refuses_bad_credentials_with_401(body: dict[str, str]) -> None:
+    User.objects.create_user("amy", password="correct horse battery")
+    assert post_json(Client(), "/api/token", body).status_code == 401
+
+
+def test_server_side_publish_with_an_api_key_stores_and_answers_201() -> None:
+    _, key = apikey_create(name="ci", user=User.objects.create_user("bot"))
+    response = post_json(Client(), "/api/rooms/news/messages", {"body": "deployed"}, Authorization=f"Bearer {key}")
+    assert response.status_code == 201 and response.json() == {"seq": 1, "room": "news"}
+    assert Message.objects.get(room__slug="news").author_name == "bot"
+
+
+@pytest.mark.parametrize("auth", ["", "Bearer ck_wrong", "Bearer nonsense"])
+def test_server_side_publish_without_a_valid_key_is_401(auth: str) -> None:
+    headers = {"Authorization": auth} if auth else {}
+    response = post_json(Client(), "/api/rooms/news/messages", {"body": "x"}, **headers)
+    assert response.status_code == 401
+
+
+def test_server_side_publish_to_an_invalid_room_name_is_400() -> None:
+    _, key = apikey_create(name="ci", user=User.objects.create_user("bot"))
+    response = post_json(Client(), "/api/rooms/Not%20A%20Slug/messages", {"body": "x"}, Authorization=f"Bearer {key}")
+    assert response.status_code == 400
+
+
+def test_history_api_pages_with_a_session() -> None:
+    _, key = apikey_create(name="ci", user=User.objects.create_user("bot"))
+    for i in range(5):
+        post_json(Client(), "/api/rooms/r/messages", {"body": f"m{i}"}, Authorization=f"Bearer {key}")
+    client = Client()
+    client.force_login(User.objects.create_user("reader"))
+    messages = client.get("/api/rooms/r/messages?before=4&limit=2").json()["messages"]
+    assert [m["seq"] for m in messages] == [2, 3]
+    assert Client().get("/api/rooms/r/messages").status_code == 401
+
+
+def test_creating_a_room_from_a_session_needs_the_csrf_token() -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(User.objects.create_user("maker"))
+    assert post_json(client, "/api/rooms", {"slug": "mine", "private": True}).status_code == 403
+    client.get("/")  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    response = post_json(client, "/api/rooms", {"slug": "mine", "private": True}, X_CSRFToken=token)
+    assert response.status_code == 201 and response.json()["private"] is True
+
+
+def test_health_and_metrics_answer() -> None:
+    client = Client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert b"chat_connections" in client.get("/metrics").content
