@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+KEY := .local/secret_key
 
 .PHONY: setup run test lint bench clean
 
@@ -11,7 +12,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-setup: $(STAMP)
+# manage.py writes a private development key on first use; settings need one to import.
+$(KEY): $(STAMP)
+	$(PY) manage.py check -v0
+
+setup: $(STAMP) $(KEY)
 
 run: setup
 	$(PY) manage.py runcluster

@@ -1,0 +1,240 @@
+// The message pane: message list and grouping, history paging, the "new messages"
+// marker and jump button, read tracking, and pending (unacknowledged) sends.
+
+import { ME, client, rooms, pendingSends, readSeqs, saveReadSeqs, state } from "../state.js";
+import { ui, h, avatar } from "../dom.js";
+import { dayKey, dayLabel, clockTime, timeEl } from "../time.js";
+import { renderRoomList, showRoomProblem } from "./rooms.js";
+
+const PAGE = 50;
+// Messages from one author closer together than this share one header.
+const GROUP_GAP_MS = 5 * 60 * 1000;
+// Within this many pixels of the bottom counts as "reading the newest messages".
+const BOTTOM_SLACK_PX = 48;
+// Start fetching older history this close to the top, before the user hits it.
+const TOP_PREFETCH_PX = 200;
+
+export function storeMessage(room, msg) {
+  if (room.seqs.has(msg.seq)) return false;
+  room.seqs.add(msg.seq);
+  const last = room.list[room.list.length - 1];
+  if (!last || last.seq < msg.seq) room.list.push(msg);
+  else {
+    room.list.push(msg);
+    room.list.sort((a, b) => a.seq - b.seq);
+  }
+  return true;
+}
+
+export function continues(prev, msg) {
+  if (!prev || prev.user !== msg.user) return false;
+  const a = new Date(prev.ts);
+  const b = new Date(msg.ts);
+  return b - a < GROUP_GAP_MS && dayKey(a) === dayKey(b);
+}
+
+export function divider(className, text) {
+  const li = h("li", `divider ${className}`);
+  li.setAttribute("role", "separator");
+  li.append(h("span", "", text));
+  return li;
+}
+
+/** The elements for `msg`: dividers it needs, then the message row itself. */
+export function messageNodes(room, prev, msg) {
+  const nodes = [];
+  const date = new Date(msg.ts);
+  let breaks = false;
+  if (!prev || dayKey(new Date(prev.ts)) !== dayKey(date)) {
+    nodes.push(divider("day", dayLabel(date)));
+    breaks = true;
+  }
+  if (room.breakSeq === msg.seq) {
+    nodes.push(divider("break", "Reconnected — reloaded what you missed"));
+    breaks = true;
+  }
+  if (room.markerSeq === msg.seq) {
+    const marker = divider("new-marker", "New messages");
+    marker.id = "new-marker";
+    nodes.push(marker);
+    breaks = true;
+  }
+  const cont = !breaks && continues(prev, msg);
+  const li = h("li", cont ? "msg cont" : "msg");
+  li.dataset.seq = String(msg.seq);
+  li.dataset.user = msg.user;
+  if (msg.user === ME) li.classList.add("mine");
+  if (cont) {
+    li.append(timeEl(date, "gutter-time", clockTime.format(date)));
+  } else {
+    const meta = h("div", "meta");
+    meta.append(h("span", "author", msg.user), timeEl(date, "ts"));
+    li.append(avatar(msg.user), meta);
+  }
+  li.append(h("div", "body", msg.body));
+  nodes.push(li);
+  return nodes;
+}
+
+/** The first message row visible at the top of the pane, and its offset from that top. */
+export function scrollAnchor() {
+  const top = ui.scroller.getBoundingClientRect().top;
+  for (const row of ui.messages.querySelectorAll("li[data-seq]")) {
+    const rect = row.getBoundingClientRect();
+    if (rect.bottom > top) return { seq: row.dataset.seq, offset: rect.top - top };
+  }
+  return null;
+}
+
+/** Scroll so the anchor row sits where it sat before the list changed above it. */
+export function restoreAnchor(anchor) {
+  const row = anchor && ui.messages.querySelector(`li[data-seq="${anchor.seq}"]`);
+  if (!row) return;
+  ui.scroller.scrollTop += row.getBoundingClientRect().top - ui.scroller.getBoundingClientRect().top - anchor.offset;
+}
+
+export function renderMessages({ toBottom = false, anchor = null } = {}) {
+  const room = rooms.get(state.active);
+  if (!room) return;
+  const nodes = [];
+  let prev = null;
+  for (const msg of room.list) {
+    nodes.push(...messageNodes(room, prev, msg));
+    prev = msg;
+  }
+  // A whole-list render (room switch, older page) is not news: keep screen readers quiet.
+  ui.messages.setAttribute("aria-live", "off");
+  ui.messages.replaceChildren(...nodes);
+  requestAnimationFrame(() => ui.messages.setAttribute("aria-live", "polite"));
+  renderHistoryStatus(room);
+  if (toBottom) scrollToBottom();
+  else if (anchor) restoreAnchor(anchor);
+}
+
+export function renderHistoryStatus(room) {
+  ui.historyStatus.replaceChildren();
+  if (room.loading) ui.historyStatus.append(h("span", "spinner"), h("span", "", "Loading messages…"));
+  else if (room.atStart) {
+    const intro = h("div", "room-intro");
+    intro.append(h("strong", "", `This is the very beginning of #${room.slug}.`));
+    intro.append(h("span", "", room.private ? " Only members can see it." : " Everyone can join it."));
+    ui.historyStatus.append(intro);
+  }
+}
+
+export function appendLive(room, msg) {
+  const prev = room.list[room.list.length - 1];
+  if (!storeMessage(room, msg)) return;
+  if (room.slug !== state.active) return;
+  if (prev && prev.seq > msg.seq) return renderMessages({ anchor: scrollAnchor() });
+  const atBottom = isAtBottom();
+  const reading = atBottom && !document.hidden;
+  if (!reading && msg.user !== ME && room.markerSeq === null) room.markerSeq = msg.seq;
+  ui.messages.append(...messageNodes(room, prev, msg));
+  if (atBottom || msg.user === ME) scrollToBottom();
+  else {
+    state.newWhileAway += 1;
+    ui.jumpNew.textContent = `${state.newWhileAway} new message${state.newWhileAway === 1 ? "" : "s"} ↓`;
+    ui.jumpNew.hidden = false;
+  }
+}
+
+export async function loadOlder(room) {
+  if (room.loading || room.atStart) return;
+  room.loading = true;
+  if (room.slug === state.active) renderHistoryStatus(room);
+  const before = room.list.length ? room.list[0].seq : null;
+  try {
+    const messages = await client.history(room.slug, before, PAGE);
+    const anchor = room.slug === state.active ? scrollAnchor() : null;
+    const first = !room.loaded;
+    for (const msg of messages) storeMessage(room, msg);
+    room.loaded = true;
+    room.atStart = messages.length < PAGE || room.list[0]?.seq === 1;
+    room.loading = false;
+    if (room.slug === state.active) {
+      renderMessages(first ? { toBottom: true } : { anchor });
+      if (first) markRead();
+      maybeLoadMore();
+    }
+  } catch (err) {
+    room.loading = false;
+    if (room.slug === state.active) {
+      renderHistoryStatus(room);
+      if (err.code === "forbidden" || err.code === "not_found") showRoomProblem(room.slug, err.code, err.message);
+    }
+  }
+}
+
+/** Keep paging while the loaded history does not even fill the viewport. */
+export function maybeLoadMore() {
+  const room = rooms.get(state.active);
+  if (room && !room.atStart && ui.scroller.scrollTop < TOP_PREFETCH_PX) loadOlder(room);
+}
+
+export function isAtBottom() {
+  const s = ui.scroller;
+  return s.scrollHeight - s.scrollTop - s.clientHeight < BOTTOM_SLACK_PX;
+}
+
+export function scrollToBottom() {
+  ui.scroller.scrollTop = ui.scroller.scrollHeight;
+}
+
+export function markRead() {
+  const room = rooms.get(state.active);
+  if (!room || document.hidden || !isAtBottom()) return;
+  state.newWhileAway = 0;
+  ui.jumpNew.hidden = true;
+  const last = client.lastSeq(room.slug) ?? room.list[room.list.length - 1]?.seq;
+  if (last !== undefined && last !== null) {
+    readSeqs[room.slug] = last;
+    saveReadSeqs();
+  }
+  if (room.unread) {
+    room.unread = 0;
+    renderRoomList();
+  }
+}
+
+// --- pending sends -----------------------------------------------------------------------
+
+export function renderPending() {
+  const items = [...pendingSends.values()].filter((p) => p.room === state.active);
+  ui.pending.replaceChildren(...items.map(pendingNode));
+}
+
+export function pendingNode(p) {
+  const li = h("li", `msg mine pending ${p.status === "failed" ? "failed" : "sending"}`);
+  li.dataset.ref = p.ref;
+  const meta = h("div", "meta");
+  meta.append(h("span", "author", ME));
+  if (p.status === "failed") {
+    meta.append(h("span", "status", `Not sent: ${p.error?.detail ?? "error"}`));
+    const retry = h("button", "link-btn", "Retry");
+    retry.type = "button";
+    retry.addEventListener("click", () => client.retry(p.ref));
+    const discard = h("button", "link-btn", "Discard");
+    discard.type = "button";
+    discard.addEventListener("click", () => client.discard(p.ref));
+    meta.append(retry, discard);
+  } else {
+    meta.append(h("span", "status", "sending…"));
+  }
+  li.append(avatar(ME), meta, h("div", "body", p.body));
+  return li;
+}
+
+ui.scroller.addEventListener("scroll", () => {
+  if (ui.scroller.scrollTop < TOP_PREFETCH_PX) {
+    const room = rooms.get(state.active);
+    if (room && room.loaded) loadOlder(room);
+  }
+  if (isAtBottom()) markRead();
+}, { passive: true });
+
+ui.jumpNew.addEventListener("click", () => {
+  scrollToBottom();
+  markRead();
+  ui.composer.focus();
+});
