@@ -3,7 +3,7 @@
 import { h } from "./dom.js";
 
 const fullTime = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
-const clockTime = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+export const clockTime = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", month: "long", day: "numeric" });
 const shortDay = new Intl.DateTimeFormat(undefined, { weekday: "short" });
 const shortDate = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
