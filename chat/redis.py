@@ -7,6 +7,7 @@ import weakref
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.commands.core import AsyncScript
 
 # One client per event loop: test runners and management commands each bring their own.
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
@@ -27,3 +28,16 @@ def get_redis() -> aioredis.Redis:
         )
         _clients[loop] = client
     return client
+
+
+_scripts: weakref.WeakKeyDictionary[aioredis.Redis, dict[str, AsyncScript]] = weakref.WeakKeyDictionary()
+
+
+def get_script(source: str) -> AsyncScript:
+    """A Lua script bound to this loop's client, hashed once rather than on every call."""
+    client = get_redis()
+    cache = _scripts.setdefault(client, {})
+    script = cache.get(source)
+    if script is None:
+        script = cache[source] = client.register_script(source)
+    return script

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 
 from django.conf import settings
 
-from chat.redis import get_redis
+from chat.redis import get_redis, get_script
 
 _COMMON = """
 local function room_key(room) return 'chat:presence:' .. room end
@@ -119,14 +119,14 @@ def _split(entries: Iterable[str]) -> list[tuple[str, str]]:
 async def presence_join(*, room: str, user: str, conn: str) -> bool:
     """Hold `conn` in `room`; True when `user` just arrived there."""
     now = time.time()
-    script = get_redis().register_script(_JOIN)
+    script = get_script(_JOIN)
     return bool(await script(args=[room, user, conn, now + settings.PRESENCE_TTL, now]))
 
 
 async def presence_leave(*, room: str, user: str, conn: str, grace: float = 0) -> bool:
     """Release `conn`; True when that was `user`'s last connection in `room`."""
     now = time.time()
-    script = get_redis().register_script(_LEAVE)
+    script = get_script(_LEAVE)
     return bool(await script(args=[room, user, conn, now, now + grace if grace > 0 else 0]))
 
 
@@ -139,13 +139,13 @@ async def presence_heartbeat(*, entries: Sequence[tuple[str, str, str]]) -> list
     args: list[str | float] = [now]
     for room, user, conn in entries:
         args += [room, user, conn, expiry]
-    script = get_redis().register_script(_HEARTBEAT)
+    script = get_script(_HEARTBEAT)
     return _split(await script(args=args))
 
 
 async def presence_sweep() -> list[tuple[str, str]]:
     """Remove users whose every connection expired; returns the (room, user) pairs that left."""
-    script = get_redis().register_script(_SWEEP)
+    script = get_script(_SWEEP)
     return _split(await script(args=[time.time(), SWEEP_BATCH]))
 
 

@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 
 from chat.errors import ChatError
-from chat.redis import get_redis
+from chat.redis import get_script
 
 # One round trip per publish. Returns 0 when a token was taken, else the seconds until
 # one is available. The key expires once the bucket would be full again.
@@ -27,7 +27,7 @@ return tostring(wait)
 
 async def ratelimit_publish(*, user_id: int) -> None:
     """Take one publish token for `user_id`, or raise `rate_limited` with a retry-after."""
-    script = get_redis().register_script(_TAKE)
+    script = get_script(_TAKE)
     wait = float(
         await script(
             keys=[f"chat:rate:publish:{user_id}"],
