@@ -206,16 +206,6 @@ stdout_logfile={run / "balancer.log"}
     def pid(self, program: str) -> int:
         return int(self.ctl("pid", program).strip() or 0)
 
-    def stop(self, *, timeout: float = 60) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
     def table(self, database: str) -> str:
         rows = [(node_id, f"http://127.0.0.1:{self.node_port(i)}/") for i, node_id in enumerate(self.node_ids())]
         if self.balancer != "none":

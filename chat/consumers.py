@@ -20,12 +20,10 @@ from chat.services.presence import presence_join, presence_leave, presence_list
 from chat.services.ratelimit import ratelimit_publish
 from chat.services.subscriptions import subscription_snapshot
 from chat.services.typing import typing_allowed
-from chat.ws_auth import CLOSE_UNAUTHENTICATED
 
 logger = logging.getLogger(__name__)
 
 CLOSE_POLICY = 1008
-CLOSE_INTERNAL = 1011
 # A client answered rate_limited this many times in a row is flooding, not bursting.
 FLOOD_STRIKES = 20
 # Close codes of a client that meant to go: 1000 normal, 1001 going away (tab closed).
@@ -227,6 +225,3 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.outbox.clear()
         finally:
             self.flushing = None
-
-
-__all__ = ["CLOSE_UNAUTHENTICATED", "ChatConsumer"]
