@@ -1,4 +1,4 @@
-"""The local cluster: Redis, N daphne nodes and a Caddy balancer, run by supervisord.
+"""The local cluster: Redis, N nodes (daphne via `runnode`) and a Caddy balancer, run by supervisord.
 
 `runcluster` and the cluster tests both go through `Cluster`: it writes the supervisor
 and Caddy configuration into a run directory, starts supervisord (which restarts a node
@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,8 @@ BIN = Path(sys.executable).parent
 # Seconds supervisord waits for a draining node before killing it: the drain grace
 # plus time to close sockets and exit.
 STOP_MARGIN = 5
+# Seconds for the balancer's health check (every 1 s) to see a restarted node ready.
+BALANCER_SETTLE = 2.0
 
 
 def free_port() -> int:
@@ -146,7 +149,7 @@ stdout_logfile={run / "redis.log"}
             port = self.node_port(index)
             parts.append(
                 f"""[program:{node_id}]
-command={BIN / "daphne"} -b 127.0.0.1 -p {port} --proxy-headers project.asgi:application
+command={sys.executable} manage.py runnode --host 127.0.0.1 --port {port}
 directory={settings.BASE_DIR}
 environment=NODE_ID="{node_id}",NODE_PORT="{port}"
 priority=10
@@ -205,6 +208,33 @@ stdout_logfile={run / "balancer.log"}
 
     def pid(self, program: str) -> int:
         return int(self.ctl("pid", program).strip() or 0)
+
+    def running_nodes(self) -> list[str]:
+        """The node programs supervisord runs, whatever `nodes` this object was made with."""
+        names = [line.split()[0] for line in self.ctl("status").splitlines() if line.strip()]
+        return sorted((name for name in names if name.startswith("node")), key=lambda name: int(name[4:]))
+
+    def rolling_restart(self, *, log: Callable[[str], None], timeout: float = 120) -> None:
+        """Restart the nodes one at a time, each drained first, each ready before the next.
+
+        supervisord sends the node SIGTERM and waits for it to drain and exit: its clients
+        move to the other nodes and recover with `since`, so none loses a message.
+        """
+        for name in self.running_nodes():
+            index = int(name[4:]) - 1
+            url = f"http://127.0.0.1:{self.node_port(index)}/readyz"
+            started = time.monotonic()
+            log(f"{name}: draining")
+            self.ctl("restart", name)
+            deadline = started + timeout
+            while not _answers(url):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} not ready {timeout:.0f} s after its restart; see {self.run_dir}")
+                time.sleep(0.2)
+            # The balancer checks health every second: let it take the node back
+            # before the next one leaves.
+            time.sleep(BALANCER_SETTLE)
+            log(f"{name}: back in {time.monotonic() - started:.1f} s")
 
     def table(self, database: str) -> str:
         rows = [(node_id, f"http://127.0.0.1:{self.node_port(i)}/") for i, node_id in enumerate(self.node_ids())]

@@ -13,9 +13,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import hub, metrics, protocol
-from chat.errors import ChatError
+from chat.errors import BACKEND_DOWN, ChatError, unavailable
+from chat.flow import FLOW_EXTENSION, FlowControl
 from chat.hub import Hub, Subscription, get_hub
-from chat.services.messages import message_history, message_publish
+from chat.services.messages import message_frames_between, message_history, message_publish
 from chat.services.presence import presence_join, presence_leave, presence_list
 from chat.services.ratelimit import ratelimit_publish
 from chat.services.subscriptions import subscription_snapshot
@@ -24,6 +25,10 @@ from chat.services.typing import typing_allowed
 logger = logging.getLogger(__name__)
 
 CLOSE_POLICY = 1008
+# The client fell more than SEND_QUEUE_MAX frames behind; it recovers with `since`.
+CLOSE_TOO_SLOW = 1013
+# Seconds a broadcast may take after the ack; past it the tail check delivers the message.
+BROADCAST_TIMEOUT = 2.0
 # A client answered rate_limited this many times in a row is flooding, not bursting.
 FLOOD_STRIKES = 20
 # Close codes of a client that meant to go: 1000 normal, 1001 going away (tab closed).
@@ -47,6 +52,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         refusal = self.scope.get("auth_refusal")
+        if refusal is None and hub.draining():
+            refusal = hub.CLOSE_DRAINING
         await self.accept()
         if refusal is not None:
             metrics.CONNECTS.labels("refused").inc()
@@ -57,18 +64,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.conn_id = f"{settings.NODE_ID}/{next(_conn_ids)}"
         self.subs: dict[str, Subscription] = {}
         self.outbox: deque[str] = deque()
+        self.flow: FlowControl | None = self.scope.get("extensions", {}).get(FLOW_EXTENSION)
         self.flushing: asyncio.Task[None] | None = None
+        self.closing = False
         self.strikes = 0
-        self.hub = await get_hub()
+        try:
+            self.hub = await get_hub()
+        except BACKEND_DOWN:
+            metrics.CONNECTS.labels("unavailable").inc()
+            await self.close(code=1011)
+            return
+        self.hub.add_socket(self.conn_id, self.close_with)
         metrics.CONNECTS.labels("accepted").inc()
         metrics.CONNECTIONS.inc()
-        self.hub.connections += 1
+
+    async def close_with(self, code: int) -> None:
+        self.closing = True
+        self.outbox.clear()
+        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
-        if not hasattr(self, "subs"):
+        if not hasattr(self, "hub"):
             return
         metrics.CONNECTIONS.dec()
-        self.hub.connections -= 1
+        self.hub.remove_socket(self.conn_id)
         # A clean close leaves at once; a dropped socket gets a grace period so a quick
         # reconnect (a node restart, a network blip) does not flicker left-then-joined.
         grace = 0 if code in CLEAN_CLOSES else settings.PRESENCE_GRACE
@@ -76,8 +95,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._leave(sub, grace=grace)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if not hasattr(self, "subs"):
-            return  # refused socket, already closing
+        if not hasattr(self, "hub") or self.closing:
+            return  # refused or closing socket
         if text_data is None:
             self.reply_error(ChatError("bad_request", "frames must be JSON text, not binary"))
             return
@@ -95,6 +114,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     await self.close(code=CLOSE_POLICY)
         except asyncio.CancelledError:
             raise
+        except BACKEND_DOWN as exc:
+            logger.warning("frame from %s (%s) found a backend down: %r", self.user_name, self.conn_id, exc)
+            self.reply_error(unavailable(exc), ref)
         except Exception:
             logger.exception("frame from %s (%s) failed", self.user_name, self.conn_id)
             self.reply_error(ChatError("internal", "the server failed on this frame"), ref)
@@ -151,20 +173,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if fresh:
             self.subs[command.room] = sub
             metrics.SUBSCRIPTIONS.inc()
-        self.hub.seed(command.room, snapshot.last_seq)
-        for frame in snapshot.replay:
+        replay = snapshot.replay
+        # Another socket's subscribe may have moved the node's feed past this read;
+        # the feed does not deliver those messages again, so read them here.
+        head = self.hub.seed(command.room, snapshot.last_seq)
+        if head > snapshot.last_seq and snapshot.recovered:
+            extra = await database_sync_to_async(message_frames_between)(
+                slug=command.room, after=snapshot.last_seq, before=head + 1
+            )
+            replay = replay + [text for _, text in extra]
+        last_seq = max(head, snapshot.last_seq)
+        for frame in replay:
             self.enqueue(frame)
         answer: dict[str, Any] = {
             "type": "subscribed",
             "room": command.room,
-            "seq": snapshot.last_seq,
+            "seq": last_seq,
             "presence": present,
         }
         if snapshot.recovered is not None:
             answer["recovered"] = snapshot.recovered
         self.reply(answer, command.ref)
         # Held-back frames past what the client now holds follow the answer.
-        sub.go_live(snapshot.last_seq if command.since is None else max(command.since, snapshot.last_seq))
+        sub.go_live(last_seq)
 
     async def publish(self, command: protocol.Publish) -> None:
         await ratelimit_publish(user_id=self.user.pk)
@@ -178,11 +209,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if posted.created:
             metrics.MESSAGES_IN.inc()
             try:
-                await hub.publish_message(posted.room, posted.seq, posted.frame)
-            except Exception:
-                # Stored and acked: subscribers read it back from the database when
-                # the next message shows them the gap.
-                logger.exception("broadcast of %s#%d failed", posted.room, posted.seq)
+                async with asyncio.timeout(BROADCAST_TIMEOUT):
+                    await hub.publish_message(posted.room, posted.seq, posted.frame)
+            except Exception as exc:
+                # Stored and acked: every node's tail check reads it from the database
+                # within a few seconds of Redis answering again.
+                metrics.REDIS_ERRORS.labels("broadcast").inc()
+                logger.warning("broadcast of %s#%d failed (%r); nodes will read it back", posted.room, posted.seq, exc)
 
     async def _leave(self, sub: Subscription, grace: float = 0) -> None:
         self.subs.pop(sub.room, None)
@@ -210,6 +243,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def enqueue(self, text: str) -> None:
         """Queue a frame for this socket; frames leave in the order they were queued."""
+        if self.closing:
+            return
+        if len(self.outbox) >= settings.SEND_QUEUE_MAX:
+            # The client stopped reading. Holding more would grow the node without bound;
+            # it reconnects and recovers what it missed with `since`.
+            logger.info("closing %s (%s): %d frames waiting", self.conn_id, self.user_name, len(self.outbox))
+            metrics.SLOW_CLOSES.inc()
+            self.closing = True
+            self.outbox.clear()
+            self._closer = asyncio.create_task(self.close(code=CLOSE_TOO_SLOW))
+            return
         self.outbox.append(text)
         if self.flushing is None:
             self.flushing = asyncio.create_task(self._flush())
@@ -217,6 +261,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _flush(self) -> None:
         try:
             while self.outbox:
+                if self.flow is not None and not self.flow.writable.is_set():
+                    await self.flow.writable.wait()
+                    continue
                 await self.send(text_data=self.outbox.popleft())
         except asyncio.CancelledError:
             raise

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+import redis.exceptions
+from django import db
+
 ErrorCode = Literal[
     "bad_request", "unauthorized", "forbidden", "not_found", "too_large", "rate_limited", "unavailable", "internal"
 ]
@@ -30,3 +33,19 @@ class ChatError(Exception):
     @property
     def http_status(self) -> int:
         return HTTP_STATUS[self.code]
+
+
+# Redis or the database not answering (down, restarting, paused past a timeout). Nothing
+# was half done: the caller answers `unavailable` and the client retries.
+BACKEND_DOWN: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    db.OperationalError,
+    db.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def unavailable(exc: BaseException) -> ChatError:
+    return ChatError("unavailable", f"a backing service is not answering ({type(exc).__name__}); retry shortly")

@@ -9,21 +9,25 @@ may drop a message, so a gap is first waited for briefly, then read from the dat
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import random
 import time
+import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 
 from chat import metrics, protocol
-from chat.services.messages import message_frames_between
+from chat.redis import get_redis
+from chat.services.messages import message_frames_between, message_last_seqs
 from chat.services.nodes import NodeInfo, node_forget, node_heartbeat
 from chat.services.presence import presence_heartbeat, presence_sweep
 
@@ -34,6 +38,16 @@ logger = logging.getLogger(__name__)
 EVENT_MESSAGE = "chat.message"
 EVENT_PRESENCE = "chat.presence"
 EVENT_TYPING = "chat.typing"
+EVENT_PROBE = "chat.probe"
+
+# Close code of a draining node: clients reconnect elsewhere and recover with `since`.
+CLOSE_DRAINING = 1012
+# Redis holds this key for as long as it keeps its data. A node that finds it gone or
+# changed knows Redis restarted empty and lost the channel layer's state with it.
+EPOCH_KEY = "chat:epoch"
+# A probe the node sends itself through the channel layer must come back within this
+# many seconds, or the node's receive path is considered broken and is rebuilt.
+PROBE_TIMEOUT = 3.0
 
 
 def room_group(slug: str) -> str:
@@ -62,6 +76,7 @@ async def publish_typing(room: str, user: str) -> None:
     await _layer().group_send(room_group(room), {"type": EVENT_TYPING, "room": room, "user": user, "text": text})
 
 
+# Whether this process was told to stop. It concerns this process alone, so it lives here.
 _draining = False
 
 
@@ -73,6 +88,10 @@ def draining() -> bool:
 def start_draining() -> None:
     global _draining
     _draining = True
+
+
+# Closes one local socket with a close code; the hub calls it when the node drains.
+Closer = Callable[[int], Awaitable[None]]
 
 
 # Queues a frame for one socket without waiting: fan-out stays synchronous, so frames
@@ -119,8 +138,18 @@ class RoomFeed:
     # Highest seq delivered in order; None until the first subscriber reads it.
     head: int | None = None
     early: dict[int, str] = field(default_factory=dict)
+    # Highest seq the database is known to hold: the hub reads it back if no
+    # broadcast brings it.
+    known: int = 0
+    # The room's last seq at the previous tail check.
+    tail_seen: int = 0
     joined: asyncio.Future[None] | None = None
     repair: asyncio.Task[None] | None = None
+
+    def missing_upto(self) -> int:
+        """The highest seq this feed should hold but has not delivered yet (<= head if none)."""
+        early = min(self.early) - 1 if self.early else 0
+        return max(self.known, early)
 
 
 class Hub:
@@ -128,21 +157,58 @@ class Hub:
         self.layer = layer
         self.channel = ""
         self.feeds: dict[str, RoomFeed] = {}
-        self.connections = 0
+        self.sockets: dict[str, Closer] = {}
+        self._no_sockets = asyncio.Event()
+        self._no_sockets.set()
         self.started_at = time.time()
+        self.epoch: str | None = None
+        self._probes = itertools.count(1)
+        self._probe_sent = 0
+        self._probe_sent_at = 0.0
+        self._probe_seen = 0
+        # Set while Redis is unreachable or came back empty: the watchdog restores.
+        self.broken = False
+        self._receiver: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def connections(self) -> int:
+        return len(self.sockets)
 
     async def start(self) -> None:
         self.channel = await self.layer.new_channel("node.")
+        self._receiver = asyncio.create_task(self._receive_loop())
+        self.epoch = await self._read_epoch()
         await self._register()
-        for loop in (self._receive_loop, self._heartbeat_loop, self._sweep_loop):
+        for loop in (self._heartbeat_loop, self._sweep_loop, self._watch_loop):
             self._tasks.append(asyncio.create_task(loop()))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._receiver] if self._receiver else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await node_forget(node_id=settings.NODE_ID)
+
+    def add_socket(self, conn: str, close: Closer) -> None:
+        self.sockets[conn] = close
+        self._no_sockets.clear()
+
+    def remove_socket(self, conn: str) -> None:
+        self.sockets.pop(conn, None)
+        if not self.sockets:
+            self._no_sockets.set()
+
+    async def close_sockets(self, code: int, *, wait: float) -> int:
+        """Close every local socket with `code`; wait up to `wait` s for them to finish."""
+        closers = list(self.sockets.values())
+        await asyncio.gather(*(close(code) for close in closers), return_exceptions=True)
+        try:
+            async with asyncio.timeout(wait):
+                await self._no_sockets.wait()
+        except TimeoutError:
+            logger.warning("%d sockets still open after %s s", len(self.sockets), wait)
+        return len(closers)
 
     async def _register(self) -> None:
         await node_heartbeat(
@@ -178,12 +244,20 @@ class Hub:
             metrics.ROOMS.set(len(self.feeds))
         await asyncio.shield(feed.joined)
 
-    def seed(self, room: str, last_seq: int) -> None:
-        """Tell a fresh feed where the room stands, as read after its group was joined."""
+    def seed(self, room: str, last_seq: int) -> int:
+        """Tell a fresh feed where the room stands, as read after its group was joined.
+
+        Returns the feed's head: a socket whose read is older than a concurrent
+        subscriber's may find the feed already past its `last_seq`.
+        """
         feed = self.feeds.get(room)
-        if feed is not None and feed.head is None:
+        if feed is None:
+            return last_seq
+        if feed.head is None:
             feed.head = last_seq
+            feed.tail_seen = last_seq
             self._advance(feed)
+        return feed.head
 
     async def detach(self, sub: Subscription) -> None:
         feed = self.feeds.get(sub.room)
@@ -218,6 +292,9 @@ class Hub:
                 await asyncio.sleep(0.5)
 
     async def _dispatch(self, event: dict[str, Any]) -> None:
+        if event["type"] == EVENT_PROBE:
+            self._probe_seen = max(self._probe_seen, int(event["probe"]))
+            return
         feed = self.feeds.get(event.get("room", ""))
         if feed is None:
             return
@@ -241,7 +318,7 @@ class Hub:
             self._fan_out(feed, feed.head, feed.early.pop(feed.head))
         for seq in [s for s in feed.early if s <= feed.head]:
             del feed.early[seq]
-        if feed.early and (feed.repair is None or feed.repair.done()):
+        if feed.missing_upto() > feed.head and (feed.repair is None or feed.repair.done()):
             feed.repair = asyncio.create_task(self._repair(feed))
 
     def _fan_out(self, feed: RoomFeed, seq: int | None, text: str, skip_user: str | None = None) -> None:
@@ -255,25 +332,112 @@ class Hub:
         """Fill a seq gap: wait for stragglers, then read what is still missing."""
         try:
             await asyncio.sleep(settings.CHAT_REORDER_WAIT)
-            while feed.early and feed.head is not None:
-                first = min(feed.early)
-                if first <= feed.head + 1:
+            while feed.head is not None and feed.missing_upto() > feed.head:
+                if feed.head + 1 in feed.early:
                     self._advance(feed)
                     continue
+                upto = feed.missing_upto()
                 missing = await database_sync_to_async(message_frames_between)(
-                    slug=feed.slug, after=feed.head, before=first
+                    slug=feed.slug, after=feed.head, before=upto + 1
                 )
                 metrics.GAP_REPAIRS.inc()
                 for seq, text in missing:
                     feed.early.setdefault(seq, text)
                 if feed.head + 1 not in feed.early:
-                    logger.error("room %s: seq %d..%d missing from the database", feed.slug, feed.head + 1, first - 1)
-                    feed.head = first - 1
+                    # Seqs are committed in order, so this means rows were deleted.
+                    logger.error("room %s: seq %d..%d missing from the database", feed.slug, feed.head + 1, upto)
+                    feed.head = min(feed.early) - 1 if feed.early else upto
                 self._advance(feed)
         except asyncio.CancelledError:
             raise
         except Exception:
+            # The next tail check or message schedules another attempt.
             logger.exception("gap repair failed in room %s", feed.slug)
+
+    # --- the watchdog: the database is the record, Redis only carries hints -------
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(settings.CHAT_TAIL_CHECK)
+            try:
+                await self._check_redis()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self.broken:
+                    logger.warning("redis unreachable (%r); restoring when it is back", exc)
+                metrics.REDIS_ERRORS.labels("watchdog").inc()
+                self.broken = True
+            try:
+                await self._check_tails()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The database is down: publishes answer `unavailable` meanwhile, and
+                # the first check after it is back catches up.
+                logger.warning("tail check failed: %r", exc)
+
+    async def _read_epoch(self) -> str:
+        redis = get_redis()
+        await redis.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
+        return str(await redis.get(EPOCH_KEY))
+
+    async def _check_redis(self) -> None:
+        if self._probe_sent > self._probe_seen and time.monotonic() - self._probe_sent_at > PROBE_TIMEOUT:
+            if not self.broken:
+                logger.warning("probe %d did not come back through the channel layer", self._probe_sent)
+            self.broken = True
+        epoch = await self._read_epoch()
+        if epoch != self.epoch:
+            logger.warning("redis lost its data (epoch %s -> %s)", self.epoch, epoch)
+            self.broken = True
+        if self.broken:
+            await self._restore()
+            self.epoch = epoch
+            self.broken = False
+        if self._probe_sent <= self._probe_seen or time.monotonic() - self._probe_sent_at > PROBE_TIMEOUT:
+            self._probe_sent, self._probe_sent_at = next(self._probes), time.monotonic()
+            await self.layer.send(self.channel, {"type": EVENT_PROBE, "probe": self._probe_sent})
+
+    async def _restore(self) -> None:
+        """Rebuild what Redis lost: this node's channel, groups, presence and registry entry."""
+        if isinstance(self.layer, RedisPubSubChannelLayer):
+            # Its connection may be subscribed to nothing after a restart, and it has no
+            # reconnect hook: start it over. The hub is the layer's only user on a node.
+            if self._receiver is not None:
+                self._receiver.cancel()
+                await asyncio.gather(self._receiver, return_exceptions=True)
+            await self.layer.flush()
+            self.channel = await self.layer.new_channel("node.")
+            self._receiver = asyncio.create_task(self._receive_loop())
+        for slug in list(self.feeds):
+            await self.layer.group_add(room_group(slug), self.channel)
+        self._probe_sent = self._probe_seen = 0
+        await self._announce(await presence_heartbeat(entries=self.local_entries()), joined=True)
+        await self._register()
+        metrics.REDIS_RESTORES.inc()
+        logger.warning("restored %d room subscriptions after losing redis", len(self.feeds))
+        # Whatever was published meanwhile is in the database: read it now.
+        await self._check_tails(now=True)
+
+    async def _check_tails(self, *, now: bool = False) -> None:
+        """Find messages whose broadcast never came, and read them from the database.
+
+        A room's last seq is only trusted one check later (or at once, after Redis came
+        back): a broadcast in flight normally arrives in milliseconds.
+        """
+        feeds = [feed for feed in self.feeds.values() if feed.head is not None]
+        if not feeds:
+            return
+        tails = await database_sync_to_async(message_last_seqs)(slugs=[feed.slug for feed in feeds])
+        for feed in feeds:
+            tail = tails.get(feed.slug, 0)
+            overdue = tail if now else feed.tail_seen
+            feed.tail_seen = tail
+            if feed.head is not None and overdue > feed.head:
+                metrics.TAIL_REPAIRS.inc()
+                feed.known = max(feed.known, overdue)
+                self._advance(feed)
 
     # --- presence --------------------------------------------------------------
 
@@ -332,20 +496,22 @@ async def get_hub() -> Hub:
     return hub
 
 
-def start_on_boot() -> None:
-    """Start the hub as soon as the server's loop runs, so the node registers at once.
+def start_in_background() -> None:
+    """Start the hub now, without a socket: the node registers and sweeps at once."""
+    task = asyncio.get_event_loop().create_task(get_hub())
+    task.add_done_callback(_log_boot_failure)
+    _boot_tasks.add(task)
 
-    daphne has no startup hook, but it runs Twisted on asyncio and makes that loop the
-    current one before starting the reactor, which calls `begin` just before the loop runs.
-    """
-    from twisted.internet import reactor
 
-    def begin() -> None:
-        task = asyncio.get_event_loop().create_task(get_hub())
-        task.add_done_callback(_log_boot_failure)
-        _boot_tasks.add(task)
+async def close_sockets(code: int, *, wait: float) -> int:
+    hub = _hubs.get(asyncio.get_running_loop())
+    return 0 if hub is None else await hub.close_sockets(code, wait=wait)
 
-    reactor.callWhenRunning(begin)
+
+async def stop_hub() -> None:
+    hub = _hubs.pop(asyncio.get_running_loop(), None)
+    if hub is not None:
+        await hub.stop()
 
 
 _boot_tasks: set[asyncio.Task[Hub]] = set()

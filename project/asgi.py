@@ -10,16 +10,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from chat.consumers import ChatConsumer  # noqa: E402
-from chat.hub import start_on_boot  # noqa: E402
 from chat.ws_auth import WebSocketAuthMiddleware  # noqa: E402
-
-if settings.NODE_PORT:
-    # Running as a cluster node: join the registry and start sweeping before any socket.
-    start_on_boot()
 
 application = ProtocolTypeRouter(
     {

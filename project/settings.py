@@ -215,6 +215,17 @@ SIGNUP_ENABLED = env_bool("CHAT_SIGNUP_ENABLED", True)
 # reading it from the database. Messages from different nodes overtake each other
 # by a few milliseconds; the database read is the backstop, not the rule.
 CHAT_REORDER_WAIT = env_number("CHAT_REORDER_WAIT", 0.05, minimum=0)
+# How often a node checks, against the database, that it holds every room's newest
+# message. It catches a broadcast lost after its ack (Redis restarting, a dropped
+# pub/sub message) when no later message would reveal the gap.
+CHAT_TAIL_CHECK = env_number("CHAT_TAIL_CHECK", 1, minimum=0.1)
+# Largest WebSocket frame a client may send: a full CHAT_MAX_BODY of 4-byte characters
+# with room for the JSON around it, and far below what would let a client hog memory.
+WS_MAX_FRAME = env_int("WS_MAX_FRAME", 64 * 1024, minimum=1024)
+# Server pings keep idle sockets open through proxies with 60 s read timeouts, and find
+# dead peers within ping interval + timeout.
+WS_PING_INTERVAL = env_number("WS_PING_INTERVAL", 20, minimum=1)
+WS_PING_TIMEOUT = env_number("WS_PING_TIMEOUT", 30, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -120,3 +120,8 @@ def message_history(*, slug: str, user: User, before: int | None, limit: int) ->
         {"room": slug, "seq": m["seq"], "user": m["author_name"], "body": m["body"], "ts": m["created_at"].isoformat()}
         for m in reversed(newest_first)
     ]
+
+
+def message_last_seqs(*, slugs: list[str]) -> dict[str, int]:
+    """Each room's newest committed seq: what a node checks its feeds against."""
+    return dict(Room.objects.filter(slug__in=slugs).values_list("slug", "last_seq"))

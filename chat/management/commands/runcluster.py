@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chat.cluster import Cluster
 
@@ -23,9 +24,23 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("CLUSTER_PORT", "8000")))
         parser.add_argument("--balancer", choices=["caddy", "none"], default="caddy")
         parser.add_argument("--run-dir", type=Path, default=None, help="where configs and logs go")
+        parser.add_argument(
+            "--rolling-restart",
+            action="store_true",
+            help="restart the nodes of the cluster already running on PORT one by one, then exit "
+            "(sending SIGHUP to a running runcluster does the same)",
+        )
 
-    def handle(self, *args: Any, nodes: int, port: int, balancer: str, run_dir: Path | None, **options: Any) -> None:
-        call_command("migrate", interactive=False, verbosity=0)
+    def handle(
+        self,
+        *args: Any,
+        nodes: int,
+        port: int,
+        balancer: str,
+        run_dir: Path | None,
+        rolling_restart: bool,
+        **options: Any,
+    ) -> None:
         cluster = Cluster(
             nodes=nodes,
             port=port,
@@ -33,6 +48,13 @@ class Command(BaseCommand):
             balancer=balancer,
             run_dir=run_dir or settings.BASE_DIR / ".run" / f"cluster-{port}",
         )
+        if rolling_restart:
+            if not cluster.conf_path.exists():
+                raise CommandError(f"no cluster runs from {cluster.run_dir}; start one with runcluster --port {port}")
+            cluster.rolling_restart(log=self.stdout.write)
+            self.stdout.write(self.style.SUCCESS("rolling restart done"))
+            return
+        call_command("migrate", interactive=False, verbosity=0)
 
         def forward(signum: int, frame: FrameType | None) -> None:
             # supervisord stops every part in turn; the wait below returns when it is done.
@@ -42,14 +64,32 @@ class Command(BaseCommand):
             else:
                 raise SystemExit(1)
 
+        restarting = threading.Lock()
+
+        def restart_in_turn() -> None:
+            if not restarting.acquire(blocking=False):
+                self.stdout.write("a rolling restart is already running")
+                return
+            try:
+                cluster.rolling_restart(log=self.stdout.write)
+                self.stdout.write("rolling restart done")
+            except Exception as exc:
+                self.stderr.write(f"rolling restart failed: {exc}")
+            finally:
+                restarting.release()
+
+        def restart(signum: int, frame: FrameType | None) -> None:
+            threading.Thread(target=restart_in_turn, daemon=True).start()
+
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGHUP, restart)
         self.stdout.write(f"starting {nodes} nodes…")
         cluster.start()
         database = settings.DATABASES["default"]
         self.stdout.write(self.style.SUCCESS("cluster ready:"))
         self.stdout.write(cluster.table(f"{database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}"))
-        self.stdout.write("Ctrl-C stops everything.")
+        self.stdout.write(f"Ctrl-C stops everything; SIGHUP (kill -HUP {os.getpid()}) restarts the nodes one by one.")
         assert cluster.process is not None
         code = cluster.process.wait()
         self.stdout.write("cluster stopped.")

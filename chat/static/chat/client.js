@@ -379,8 +379,9 @@ export class ChatClient extends EventTarget {
   _onError(f) {
     const p = this.pending.get(f.ref);
     if (p) {
-      if (f.code === "rate_limited") {
-        const wait = (f.retry_after ?? 1) * 1000 + 50;
+      if (f.code === "rate_limited" || f.code === "unavailable") {
+        // Both pass: keep the message pending and send it again, with the same key.
+        const wait = f.code === "rate_limited" ? (f.retry_after ?? 1) * 1000 + 50 : 500 + backoffDelay(2);
         this.holdUntil = Date.now() + wait;
         clearTimeout(this.timers.hold);
         this.timers.hold = setTimeout(() => this._pump(), wait);
@@ -400,6 +401,10 @@ export class ChatClient extends EventTarget {
         r.buffer.clear();
         r.resetPending = true;
         this._subscribe(room);
+      } else if (f.code === "unavailable") {
+        // Redis or the database is briefly away: ask again shortly, keeping our place.
+        clearTimeout(r.recheck);
+        r.recheck = setTimeout(() => this.rooms.has(room) && this._subscribe(room), 500 + backoffDelay(2));
       } else {
         this.rooms.delete(room);
         this._emit("room-error", { room, code: f.code, detail: f.detail });

@@ -1,0 +1,23 @@
+"""Serve one cluster node: daphne with send backpressure and a graceful drain on SIGTERM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Serve one node on HOST:PORT (what runcluster and the deploy files run)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=settings.NODE_PORT or 8001)
+
+    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        # The reactor must be installed before anything imports twisted.internet.reactor.
+        from chat.node import serve
+        from project.asgi import application
+
+        serve(application=application, host=host, port=port)

@@ -1,0 +1,106 @@
+"""A cluster node: daphne, plus the two things daphne leaves out.
+
+- Send backpressure (daphne#170). daphne writes every frame straight into the socket's
+  Twisted buffer, however slowly the client reads. Each WebSocket here registers a push
+  producer with its transport; Twisted pauses it when the buffer passes 64 KiB and
+  resumes it once drained. The consumer sees this as `scope["extensions"]["chat.flow"]`,
+  holds frames while paused, and closes a client that falls `SEND_QUEUE_MAX` frames
+  behind.
+- A graceful drain. On SIGTERM (or SIGINT) the node answers /readyz with 503 and refuses
+  new sockets at once, closes its sockets with 1012 after `DRAIN_GRACE` seconds so their
+  clients recover on other nodes, and exits. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from daphne.server import Server  # installs Twisted's asyncio reactor: import it first
+from daphne.ws_protocol import WebSocketProtocol
+from django.conf import settings
+from twisted.internet import reactor as twisted_reactor
+
+from chat import hub, metrics
+from chat.flow import FLOW_EXTENSION, FlowControl
+
+logger = logging.getLogger(__name__)
+# Twisted's reactor is a module-level singleton that its stubs describe poorly.
+reactor: Any = twisted_reactor
+
+# Seconds to let close handshakes finish after the 1012s go out, before exiting anyway.
+CLOSE_WAIT = 2.0
+
+
+class FlowControlledWebSocketProtocol(WebSocketProtocol):
+    def connectionMade(self) -> None:  # noqa: N802
+        super().connectionMade()
+        self.flow = FlowControl()
+        # The HTTP channel that read the upgrade request is still the transport's
+        # producer; the WebSocket takes its place.
+        self.transport.unregisterProducer()
+        self.transport.registerProducer(self.flow, True)
+
+    def serverClose(self, code: int | None = None) -> None:  # noqa: N802
+        # autobahn lets an application close only with 1000 or 3000-4999, but our clients
+        # act on the protocol's own codes: 1008 flooding, 1012 draining, 1013 too slow.
+        self.sendCloseFrame(code=1000 if code is None else code, isReply=False)
+
+
+class NodeServer(Server):
+    def run(self) -> None:
+        reactor.callWhenRunning(self._on_running)
+        super().run()
+
+    def _on_running(self) -> None:
+        self.ws_factory.protocol = FlowControlledWebSocketProtocol
+        loop = asyncio.get_event_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.on_stop_signal)
+        # Join the node registry and start sweeping before the first socket arrives.
+        hub.start_in_background()
+
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        flow = getattr(protocol, "flow", None)
+        if flow is not None:
+            scope = {**scope, "extensions": {**scope.get("extensions", {}), FLOW_EXTENSION: flow}}
+        return super().create_application(protocol, scope)
+
+    def on_stop_signal(self) -> None:
+        if hub.draining():
+            logger.warning("second stop signal: exiting without waiting")
+            reactor.stop()
+            return
+        logger.info("draining: closing sockets with 1012 in %s s", settings.DRAIN_GRACE)
+        hub.start_draining()
+        metrics.DRAINING.set(1)
+        self.drain_task = asyncio.get_event_loop().create_task(self._drain())
+        self.drain_task.add_done_callback(lambda _: reactor.running and reactor.stop())
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.sleep(settings.DRAIN_GRACE)
+            closed = await hub.close_sockets(hub.CLOSE_DRAINING, wait=CLOSE_WAIT)
+            logger.info("drained: closed %d sockets; exiting", closed)
+            await hub.stop_hub()
+        except Exception:
+            logger.exception("drain failed; exiting anyway")
+
+
+def serve(*, application: Any, host: str, port: int) -> None:
+    server = NodeServer(
+        application=application,
+        endpoints=[f"tcp:port={port}:interface={host}"],
+        signal_handlers=False,
+        proxy_forwarded_address_header="X-Forwarded-For",
+        proxy_forwarded_port_header="X-Forwarded-Port",
+        proxy_forwarded_proto_header="X-Forwarded-Proto",
+        websocket_max_message_size=settings.WS_MAX_FRAME,
+        websocket_max_frame_size=settings.WS_MAX_FRAME,
+        ping_interval=settings.WS_PING_INTERVAL,
+        ping_timeout=settings.WS_PING_TIMEOUT,
+        application_close_timeout=settings.DRAIN_GRACE + CLOSE_WAIT,
+    )
+    server.run()
