@@ -21,7 +21,7 @@ from typing import Any
 import websockets
 from django.conf import settings
 
-from chat.cluster import Cluster
+from chat.cluster import Cluster, free_port
 
 ROOT = Path(settings.BASE_DIR)
 
@@ -52,11 +52,24 @@ def cluster_database_url(tmp: Path) -> str:
     import psycopg
 
     name = f"chat_cluster_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    dsn = f"host={default['HOST']} port={default['PORT'] or 5432} user={default['USER']} dbname=postgres"
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     password = f":{default['PASSWORD']}" if default.get("PASSWORD") else ""
     return f"postgres://{default['USER']}{password}@{default['HOST']}:{default['PORT'] or 5432}/{name}"
+
+
+def _admin_dsn() -> str:
+    default = settings.DATABASES["default"]
+    return f"host={default['HOST']} port={default['PORT'] or 5432} user={default['USER']} dbname=postgres"
+
+
+def drop_cluster_database(url: str) -> None:
+    if not url.startswith("postgres"):
+        return
+    import psycopg
+
+    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 @dataclass
@@ -92,6 +105,10 @@ class RunningCluster:
     def wait_node_ready(self, index: int, timeout: float = 30) -> None:
         wait_until(lambda: http_status(f"http://127.0.0.1:{self.node_port(index)}/readyz") == 200, timeout)
 
+    @property
+    def redis_url(self) -> str:
+        return self.cluster.effective_redis_url
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -99,34 +116,39 @@ class RunningCluster:
                 self.process.wait(60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        drop_cluster_database(self.env["DATABASE_URL"])
 
 
-def start_cluster(tmp: Path, *, nodes: int = 3, env: dict[str, str] | None = None) -> RunningCluster:
+def start_cluster(
+    tmp: Path, *, nodes: int = 3, env: dict[str, str] | None = None, private_redis: bool = False
+) -> RunningCluster:
+    """`runcluster` on free ports; with `private_redis` it runs a Redis of its own to break."""
     base = pick_base_port(nodes)
     run_dir = tmp / "run"
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env["DATABASE_URL"] = cluster_database_url(tmp)
-    full_env["REDIS_URL"] = settings.REDIS_URL
+    redis_port = free_port() if private_redis else 0
+    if private_redis:
+        full_env.pop("REDIS_URL", None)
+    else:
+        full_env["REDIS_URL"] = settings.REDIS_URL
+    args = ["--nodes", str(nodes), "--port", str(base), "--run-dir", str(run_dir), "--redis-port", str(redis_port)]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "runcluster",
-            "--nodes",
-            str(nodes),
-            "--port",
-            str(base),
-            "--run-dir",
-            str(run_dir),
-        ],
+        [sys.executable, "manage.py", "runcluster", *args],
         cwd=ROOT,
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    cluster = Cluster(nodes=nodes, port=base, redis_url=settings.REDIS_URL, run_dir=run_dir)
+    cluster = Cluster(
+        nodes=nodes,
+        port=base,
+        redis_url=None if private_redis else settings.REDIS_URL,
+        run_dir=run_dir,
+        redis_port=redis_port,
+    )
     running = RunningCluster(process, cluster, full_env)
     deadline = time.monotonic() + 90
     assert process.stdout is not None

@@ -24,6 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("CLUSTER_PORT", "8000")))
         parser.add_argument("--balancer", choices=["caddy", "none"], default="caddy")
         parser.add_argument("--run-dir", type=Path, default=None, help="where configs and logs go")
+        parser.add_argument("--redis-port", type=int, default=0, help="port of the private Redis (default: a free one)")
         parser.add_argument(
             "--rolling-restart",
             action="store_true",
@@ -39,6 +40,7 @@ class Command(BaseCommand):
         balancer: str,
         run_dir: Path | None,
         rolling_restart: bool,
+        redis_port: int,
         **options: Any,
     ) -> None:
         cluster = Cluster(
@@ -47,6 +49,7 @@ class Command(BaseCommand):
             redis_url=os.environ.get("REDIS_URL") or None,
             balancer=balancer,
             run_dir=run_dir or settings.BASE_DIR / ".run" / f"cluster-{port}",
+            redis_port=redis_port,
         )
         if rolling_restart:
             if not cluster.conf_path.exists():

@@ -1,0 +1,247 @@
+"""Clients for chaos tests that behave like the browser client: they survive drops.
+
+A `Follower` keeps one room complete: it reconnects (to the next port) when its socket
+closes, re-subscribes with `since`, drops repeats by seq and repairs a gap with `since`.
+A `Publisher` sends one message at a time with an idempotency key and retries it, with
+the same key, after `unavailable` or a lost socket, until it is acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+
+CONNECT_TIMEOUT = 3.0
+
+
+async def connect(port: int, token: str) -> websockets.ClientConnection:
+    return await websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/?token={token}",
+        additional_headers={"Origin": f"http://127.0.0.1:{port}"},
+        open_timeout=CONNECT_TIMEOUT,
+        max_queue=None,
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass(eq=False)
+class Follower:
+    name: str
+    token: str
+    ports: list[int]
+    room: str
+    # Seqs applied in order: the room as this client's user sees it.
+    delivered: list[int] = field(default_factory=list)
+    # Every message frame's seq as it arrived, repeats and all.
+    raw: list[int] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    close_codes: list[int | None] = field(default_factory=list)
+    connects: int = 0
+    gaps: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _turn: int = 0
+
+    @property
+    def last(self) -> int | None:
+        return self.delivered[-1] if self.delivered else self._start
+
+    _start: int | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            port = self.ports[self._turn % len(self.ports)]
+            self._turn += 1
+            try:
+                ws = await connect(port, self.token)
+            except (OSError, websockets.InvalidHandshake, TimeoutError):
+                await asyncio.sleep(random.uniform(0.05, 0.3))
+                continue
+            self.connects += 1
+            try:
+                await self._follow(ws, stop)
+            except websockets.ConnectionClosed as exc:
+                self.close_codes.append(exc.rcvd.code if exc.rcvd else None)
+                await asyncio.sleep(random.uniform(0.0, 0.2))
+            finally:
+                await ws.close()
+
+    async def _subscribe(self, ws: websockets.ClientConnection) -> None:
+        frame: dict[str, Any] = {"type": "subscribe", "room": self.room, "ref": "sub"}
+        if self.last is not None:
+            frame["since"] = self.last
+        await ws.send(json.dumps(frame))
+
+    async def _follow(self, ws: websockets.ClientConnection, stop: asyncio.Event) -> None:
+        await self._subscribe(ws)
+        buffer: dict[int, dict[str, Any]] = {}
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(0.2):
+                    frame = json.loads(await ws.recv())
+            except TimeoutError:
+                continue
+            kind = frame.get("type")
+            if kind == "subscribed" and frame.get("ref") == "sub":
+                if self.last is None:
+                    self._start = frame["seq"]
+                self.ready.set()
+            elif kind == "error" and frame.get("ref") == "sub":
+                await asyncio.sleep(0.3)
+                await self._subscribe(ws)
+            elif kind == "message" and frame["room"] == self.room:
+                self.raw.append(frame["seq"])
+                if self.last is None or frame["seq"] <= self.last:
+                    continue
+                buffer[frame["seq"]] = frame
+                while self.last + 1 in buffer:
+                    applied = buffer.pop(self.last + 1)
+                    self.delivered.append(applied["seq"])
+                    sent = applied["body"].split("@", 1)[-1]
+                    if sent.replace(".", "", 1).isdigit():
+                        self.latencies.append(time.time() - float(sent))
+                if buffer and min(buffer) > self.last + 1:
+                    self.gaps += 1
+                    buffer.clear()
+                    await self._subscribe(ws)
+
+    def complete_upto(self, last: int) -> bool:
+        return self.last is not None and self.last >= last
+
+
+@dataclass(eq=False)
+class Publisher:
+    name: str
+    token: str
+    ports: list[int]
+    room: str
+    interval: float
+    # Publish at most this many messages, then stop by itself.
+    limit: int | None = None
+    # Characters added to each body, to make a room busy in bytes as well as frames.
+    padding: int = 0
+    acked: dict[str, int] = field(default_factory=dict)
+    unavailable: int = 0
+    reconnects: int = 0
+    ack_waits: list[float] = field(default_factory=list)
+    _turn: int = 0
+    _count: itertools.count[int] = field(default_factory=itertools.count)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop`; the message in flight when it is set is still seen through."""
+        key: str | None = None
+        ws: websockets.ClientConnection | None = None
+        while key is not None or not (stop.is_set() or len(self.acked) == self.limit):
+            if ws is None:
+                port = self.ports[self._turn % len(self.ports)]
+                self._turn += 1
+                try:
+                    ws = await connect(port, self.token)
+                except (OSError, websockets.InvalidHandshake, TimeoutError):
+                    await asyncio.sleep(random.uniform(0.05, 0.3))
+                    continue
+            if key is None:
+                key = f"{self.name}-{next(self._count)}-{uuid.uuid4().hex[:6]}"
+                first_try = time.monotonic()
+            try:
+                body = f"{'.' * self.padding}{key}@{time.time()}"
+                await ws.send(json.dumps({"type": "publish", "room": self.room, "body": body, "key": key, "ref": key}))
+                answer = await self._answer(ws, key)
+            except (websockets.ConnectionClosed, TimeoutError):
+                # The ack may have been lost with the socket: send again, same key.
+                self.reconnects += 1
+                await ws.close()
+                ws = None
+                continue
+            if answer["type"] == "ack":
+                self.acked[key] = answer["seq"]
+                self.ack_waits.append(time.monotonic() - first_try)
+                key = None
+                await asyncio.sleep(self.interval)
+            elif answer.get("code") in ("unavailable", "rate_limited"):
+                self.unavailable += 1
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError(f"{self.name}: unexpected answer {answer}")
+        if ws is not None:
+            await ws.close()
+
+    @staticmethod
+    async def _answer(ws: websockets.ClientConnection, ref: str) -> dict[str, Any]:
+        async with asyncio.timeout(10):
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame.get("ref") == ref:
+                    return frame
+
+
+@dataclass(eq=False)
+class Traffic:
+    """Followers and publishers running until told to stop."""
+
+    followers: list[Follower]
+    publishers: list[Publisher]
+    stop_following: asyncio.Event = field(default_factory=asyncio.Event)
+    stop_publishing: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    publishing: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, followers: list[Follower], publishers: list[Publisher]) -> Traffic:
+        traffic = cls(followers, publishers)
+        traffic.tasks = [asyncio.create_task(f.run(traffic.stop_following)) for f in followers]
+        await wait_for(lambda: all(f.ready.is_set() for f in followers), 20, "every follower subscribed")
+        traffic.publishing = [asyncio.create_task(p.run(traffic.stop_publishing)) for p in publishers]
+        return traffic
+
+    @property
+    def acked(self) -> int:
+        return sum(len(p.acked) for p in self.publishers)
+
+    @property
+    def last_acked(self) -> int:
+        return max((seq for p in self.publishers for seq in p.acked.values()), default=0)
+
+    async def finish(self) -> int:
+        """Stop publishing, check what was stored, and wait until every follower holds it all."""
+        self.stop_publishing.set()
+        await asyncio.gather(*self.publishing)
+        total = self.acked
+        seqs = sorted(seq for p in self.publishers for seq in p.acked.values())
+        # One stored message per publish, whatever was retried: seqs 1..total, no repeats.
+        assert seqs == list(range(1, total + 1))
+        await wait_for(
+            lambda: all(f.complete_upto(total) for f in self.followers),
+            30,
+            f"every follower at seq {total}: {[(f.name, f.last) for f in self.followers]}",
+        )
+        await self.stop()
+        for follower in self.followers:
+            assert follower.delivered == list(range(1, total + 1)), follower.name
+        return total
+
+    async def stop(self) -> None:
+        self.stop_publishing.set()
+        self.stop_following.set()
+        await asyncio.gather(*self.publishing, *self.tasks)
+
+
+async def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.05)

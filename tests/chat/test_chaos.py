@@ -1,0 +1,272 @@
+"""Chaos: kill, drain, restart and stall the parts of a real cluster under traffic.
+
+Every test ends by checking the promise: each client holds every acked seq exactly
+once, in order, and no publish was stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+import websockets
+
+from tests.chaos import Follower, Publisher, Traffic, connect, percentile, wait_for
+from tests.cluster import ROOT, RunningCluster, http_status, start_cluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.chaos]
+
+CHAOS_ENV = {
+    "PRESENCE_TTL": "4",
+    "PRESENCE_GRACE": "2",
+    "DRAIN_GRACE": "1",
+    # Publishers here are machines, not people.
+    "CHAT_PUBLISH_RATE": "1000",
+    "CHAT_PUBLISH_BURST": "1000",
+    "SEND_QUEUE_MAX": "200",
+    "CHAT_TAIL_CHECK": "0.5",
+}
+
+
+@pytest.fixture(scope="module")
+def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
+    """Three nodes, Caddy and a Redis of the cluster's own that the tests may break."""
+    running = start_cluster(tmp_path_factory.mktemp("chaos"), env=CHAOS_ENV, private_redis=True)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _all_nodes_ready(chaos: RunningCluster) -> None:
+    for index in range(3):
+        chaos.wait_node_ready(index, timeout=30)
+
+
+def room() -> str:
+    return "x-" + uuid.uuid4().hex[:10]
+
+
+def node_ports(cluster: RunningCluster) -> list[int]:
+    return [cluster.node_port(i) for i in range(3)]
+
+
+async def test_kill_9_of_one_node_under_traffic_loses_no_acked_message(chaos: RunningCluster) -> None:
+    r = room()
+    ports = node_ports(chaos)
+    tokens = chaos.tokens(*[f"k9-f{i}" for i in range(6)], "k9-p1", "k9-p2")
+    # Two followers per node; one that loses its node moves on to the next.
+    followers = [Follower(f"f{i}", tokens[i], ports[i % 3 :] + ports[: i % 3], r) for i in range(6)]
+    publishers = [Publisher(f"p{i}", tokens[6 + i], [ports[1 + i]], r, interval=0.02) for i in range(2)]
+    traffic = await Traffic.start(followers, publishers)
+    await wait_for(lambda: traffic.acked >= 30, 15, "traffic before the kill")
+    chaos.kill_node(0)
+    before = traffic.acked
+    await wait_for(lambda: traffic.acked >= before + 60, 20, "traffic after the kill")
+    await wait_for(lambda: all(f.connects >= 2 for f in followers[::3]), 20, "node1's followers reconnected")
+    await traffic.finish()
+    survivors = [f for i, f in enumerate(followers) if i % 3 != 0]
+    for follower in survivors:
+        # Clients of the nodes that lived saw one live stream: no reconnect, repeat or gap.
+        assert follower.connects == 1 and follower.raw == follower.delivered, follower.name
+
+
+async def test_rolling_restart_under_traffic_loses_and_repeats_nothing(chaos: RunningCluster) -> None:
+    r = room()
+    balancer = [chaos.port]
+    tokens = chaos.tokens(*[f"rr-f{i}" for i in range(6)], "rr-p1", "rr-p2")
+    followers = [Follower(f"f{i}", tokens[i], balancer, r) for i in range(6)]
+    publishers = [Publisher(f"p{i}", tokens[6 + i], balancer, r, interval=0.03) for i in range(2)]
+    traffic = await Traffic.start(followers, publishers)
+    await wait_for(lambda: traffic.acked >= 20, 15, "traffic before the restart")
+    restart = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "manage.py",
+        "runcluster",
+        "--rolling-restart",
+        "--port",
+        str(chaos.port),
+        "--run-dir",
+        str(chaos.cluster.run_dir),
+        cwd=ROOT,
+        env=chaos.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    async with asyncio.timeout(90):
+        output, _ = await restart.communicate()
+    assert restart.returncode == 0, output.decode()
+    assert b"rolling restart done" in output
+    await traffic.finish()
+    for follower in followers:
+        # Every node went away once, so every client was drained at least once.
+        assert 1012 in follower.close_codes, (follower.name, follower.close_codes)
+
+
+async def test_redis_shutdown_nosave_and_restart_recovers_within_15_s(chaos: RunningCluster) -> None:
+    r = room()
+    ports = node_ports(chaos)
+    tokens = chaos.tokens("rs-f1", "rs-f2", "rs-f3", "rs-p1")
+    followers = [Follower(f"f{i}", tokens[i], ports[i:] + ports[:i], r) for i in range(3)]
+    publishers = [Publisher("p", tokens[3], [ports[0]], r, interval=0.05)]
+    traffic = await Traffic.start(followers, publishers)
+    await wait_for(lambda: traffic.acked >= 10, 15, "traffic before the shutdown")
+    try:
+        redis.Redis.from_url(chaos.redis_url).shutdown(nosave=True)
+    except redis.ConnectionError:
+        pass  # the server hangs up as it goes
+    before = traffic.acked
+    loop = asyncio.get_running_loop()
+    down_at = loop.time()
+    # supervisord starts Redis again on the same port, empty.
+    await wait_for(lambda: traffic.acked >= before + 10, 15, "publishes acked again")
+    target = traffic.last_acked
+    await wait_for(
+        lambda: all(f.complete_upto(target) for f in followers), 15 - (loop.time() - down_at), "delivery again"
+    )
+    await traffic.finish()
+
+
+async def test_redis_paused_publishes_are_acked_late_or_unavailable(chaos: RunningCluster) -> None:
+    r = room()
+    ports = node_ports(chaos)
+    tokens = chaos.tokens("rp-f1", "rp-f2", "rp-p1", "rp-p2")
+    followers = [Follower(f"f{i}", tokens[i], [ports[i + 1]], r) for i in range(2)]
+    publishers = [Publisher(f"p{i}", tokens[2 + i], [ports[i]], r, interval=0.05) for i in range(2)]
+    traffic = await Traffic.start(followers, publishers)
+    await wait_for(lambda: traffic.acked >= 10, 15, "traffic before the pause")
+    redis.Redis.from_url(chaos.redis_url).execute_command("CLIENT", "PAUSE", 3000)
+    before = traffic.acked
+    await wait_for(lambda: traffic.acked >= before + 20, 20, "publishes acked after the pause")
+    await traffic.finish()
+    # The pause was felt: some publish waited for it or was turned back.
+    assert any(p.unavailable for p in publishers) or max(w for p in publishers for w in p.ack_waits) > 1.0
+    for index in range(3):
+        assert http_status(f"http://127.0.0.1:{chaos.node_port(index)}/readyz") == 200
+
+
+async def test_an_idempotent_retry_on_another_node_stores_one_message(chaos: RunningCluster) -> None:
+    r = room()
+    (token,) = chaos.tokens("idem")
+    seqs = []
+    for port in node_ports(chaos)[:2]:
+        ws = await connect(port, token)
+        await ws.send(json.dumps({"type": "publish", "room": r, "body": "once", "key": "k-1", "ref": "p"}))
+        async with asyncio.timeout(10):
+            while (answer := json.loads(await ws.recv())).get("ref") != "p":
+                pass
+        assert answer["type"] == "ack", answer
+        seqs.append(answer["seq"])
+        await ws.close()
+    assert seqs == [1, 1]
+    ws = await connect(chaos.node_port(2), token)
+    await ws.send(json.dumps({"type": "history", "room": r, "limit": 10, "ref": "h"}))
+    async with asyncio.timeout(10):
+        while (history := json.loads(await ws.recv())).get("ref") != "h":
+            pass
+    assert [m["body"] for m in history["messages"]] == ["once"]
+    await ws.close()
+
+
+def store_without_broadcast(cluster: RunningCluster, slug: str, bodies: list[str]) -> None:
+    """Commit messages the way a publish does, but drop their broadcast on purpose."""
+    code = (
+        "from django.contrib.auth.models import User\n"
+        "from chat.models import Room\n"
+        "from chat.services.messages import message_create\n"
+        "author, _ = User.objects.get_or_create(username='dropper')\n"
+        f"room = Room.objects.get(slug={slug!r})\n"
+        f"for body in {bodies!r}:\n"
+        "    message_create(room=room, author=author, body=body)\n"
+    )
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=cluster.env, check=True)
+
+
+async def test_dropped_broadcasts_are_repaired_from_the_database(chaos: RunningCluster) -> None:
+    r = room()
+    ports = node_ports(chaos)
+    tokens = chaos.tokens("gap-f1", "gap-f2", "gap-f3", "gap-p")
+    followers = [Follower(f"f{i}", tokens[i], [ports[i]], r) for i in range(3)]
+    traffic = await Traffic.start(followers, [])
+    # The last messages of a room, with nothing after them to reveal the gap.
+    store_without_broadcast(chaos, r, ["lost 1", "lost 2"])
+    await wait_for(lambda: all(f.complete_upto(2) for f in followers), 10, "the tail read from the database")
+    # A gap in the middle, revealed by the next broadcast.
+    store_without_broadcast(chaos, r, ["lost 3"])
+    publisher = Publisher("p", tokens[3], [ports[0]], r, interval=0, limit=1)
+    await publisher.run(asyncio.Event())
+    assert list(publisher.acked.values()) == [4]
+    await wait_for(lambda: all(f.complete_upto(4) for f in followers), 10, "the gap repaired")
+    await traffic.stop()
+    for follower in followers:
+        assert follower.delivered == [1, 2, 3, 4]
+        # The node repaired it: the client saw one ordered stream and never asked itself.
+        assert follower.raw == [1, 2, 3, 4] and follower.gaps == 0
+
+
+def node_metric(cluster: RunningCluster, index: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{cluster.node_port(index)}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def stalled_socket(port: int, token: str, room: str) -> socket.socket:
+    """A client that subscribes and then never reads again, with a tiny receive window."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/?token={token}",
+        sock=sock,
+        additional_headers={"Origin": f"http://127.0.0.1:{port}"},
+        max_queue=1,
+    )
+    await ws.send(json.dumps({"type": "subscribe", "room": room, "ref": "s"}))
+    async with asyncio.timeout(10):
+        while json.loads(await ws.recv()).get("ref") != "s":
+            pass
+    # Stop the library's reader too: from here on nothing drains the kernel buffer.
+    ws.transport.pause_reading()
+    return sock
+
+
+async def test_a_client_that_stops_reading_is_closed_and_slows_no_one(chaos: RunningCluster) -> None:
+    r = room()
+    ports = node_ports(chaos)
+    tokens = chaos.tokens("slow", "fast-1", "fast-2", "busy-1", "busy-2", "busy-3")
+    followers = [Follower(f"f{i}", tokens[1 + i], [ports[0]], r) for i in range(2)]
+    # About 4 KB frames at 100-200 a second: the stalled client's buffers fill in seconds.
+    publishers = [
+        Publisher(f"p{i}", tokens[3 + i], [ports[1 + i % 2]], r, interval=0.01, padding=3800) for i in range(3)
+    ]
+    traffic = await Traffic.start(followers, publishers)
+    await wait_for(lambda: traffic.acked >= 150, 20, "baseline traffic")
+    baseline = [list(f.latencies) for f in followers]
+    closes_before = node_metric(chaos, 0, "chat_send_queue_closes_total")
+    stalled = await stalled_socket(ports[0], tokens[0], r)
+    await wait_for(
+        lambda: node_metric(chaos, 0, "chat_send_queue_closes_total") > closes_before,
+        30,
+        "the stalled client closed for falling SEND_QUEUE_MAX frames behind",
+    )
+    marks = [len(f.latencies) for f in followers]
+    await wait_for(
+        lambda: all(len(f.latencies) - m >= 150 for f, m in zip(followers, marks, strict=True)), 20, "traffic after"
+    )
+    await traffic.finish()
+    stalled.close()
+    for follower, before in zip(followers, baseline, strict=True):
+        assert follower.connects == 1, follower.name
+        during = follower.latencies[len(before) :]
+        # Tiny latencies make ratios noise: 25 ms is the floor for the baseline.
+        assert percentile(during, 0.99) <= 2 * max(percentile(before, 0.99), 0.025), follower.name
