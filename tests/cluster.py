@@ -52,13 +52,13 @@ def cluster_database_url(tmp: Path) -> str:
     import psycopg
 
     name = f"chat_cluster_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+    with psycopg.connect(admin_dsn(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     password = f":{default['PASSWORD']}" if default.get("PASSWORD") else ""
     return f"postgres://{default['USER']}{password}@{default['HOST']}:{default['PORT'] or 5432}/{name}"
 
 
-def _admin_dsn() -> str:
+def admin_dsn() -> str:
     default = settings.DATABASES["default"]
     return f"host={default['HOST']} port={default['PORT'] or 5432} user={default['USER']} dbname=postgres"
 
@@ -68,7 +68,7 @@ def drop_cluster_database(url: str) -> None:
         return
     import psycopg
 
-    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+    with psycopg.connect(admin_dsn(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 

@@ -20,7 +20,7 @@ import redis
 import websockets
 
 from tests.chaos import Follower, Publisher, Traffic, connect, percentile, wait_for
-from tests.cluster import ROOT, RunningCluster, http_status, start_cluster
+from tests.cluster import ROOT, RunningCluster, admin_dsn, http_status, start_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chaos]
 
@@ -270,3 +270,29 @@ async def test_a_client_that_stops_reading_is_closed_and_slows_no_one(chaos: Run
         during = follower.latencies[len(before) :]
         # Tiny latencies make ratios noise: 25 ms is the floor for the baseline.
         assert percentile(during, 0.99) <= 2 * max(percentile(before, 0.99), 0.025), follower.name
+
+
+async def test_database_down_answers_unavailable_and_the_node_recovers_by_itself(chaos: RunningCluster) -> None:
+    url = chaos.env["DATABASE_URL"]
+    if not url.startswith("postgres"):
+        pytest.skip("needs PostgreSQL (DATABASE_URL): a SQLite file cannot be taken away from a running node")
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    r = room()
+    ports = node_ports(chaos)
+    tokens = chaos.tokens("db-f1", "db-f2", "db-p")
+    followers = [Follower(f"f{i}", tokens[i], [ports[1 + i]], r) for i in range(2)]
+    publisher = Publisher("p", tokens[2], [ports[0]], r, interval=0.05)
+    traffic = await Traffic.start(followers, [publisher])
+    await wait_for(lambda: traffic.acked >= 10, 15, "traffic before the outage")
+    with psycopg.connect(admin_dsn(), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+        try:
+            await wait_for(lambda: publisher.unavailable >= 3, 15, "publishes answered unavailable")
+            stalled_at = traffic.acked
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    await wait_for(lambda: traffic.acked >= stalled_at + 10, 20, "publishes acked again")
+    await traffic.finish()
