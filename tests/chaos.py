@@ -52,6 +52,8 @@ class Follower:
     close_codes: list[int | None] = field(default_factory=list)
     connects: int = 0
     gaps: int = 0
+    # time.monotonic() of every `subscribed` answer: when the client was whole again.
+    subscribed_at: list[float] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _turn: int = 0
 
@@ -98,6 +100,7 @@ class Follower:
             if kind == "subscribed" and frame.get("ref") == "sub":
                 if self.last is None:
                     self._start = frame["seq"]
+                self.subscribed_at.append(time.monotonic())
                 self.ready.set()
             elif kind == "error" and frame.get("ref") == "sub":
                 await asyncio.sleep(0.3)

@@ -57,6 +57,9 @@ def pytest_configure(config: pytest.Config) -> None:
         url = f"redis://127.0.0.1:{port}/0"
         os.environ["REDIS_URL"] = url
     _wait_for_redis(url, time.monotonic() + 10)
+    # In-process hubs query the database from worker threads that outlive each test's
+    # event loop; persistent connections there would block dropping the test database.
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
     settings.REDIS_URL = url
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [url]
     channel_layers.backends.clear()
