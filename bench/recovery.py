@@ -89,7 +89,9 @@ async def stalled_client(cluster: RunningCluster, seconds: float) -> dict[str, f
     room = f"stall-{int(time.time())}"
     tokens = cluster.tokens("stall-slow", "stall-fast", "stall-p1", "stall-p2")
     follower = Follower("fast", tokens[1], [ports[0]], room)
-    publishers = [Publisher(f"p{i}", tokens[2 + i], [ports[1 + i]], room, interval=0.01, padding=3800) for i in range(2)]
+    publishers = [
+        Publisher(f"p{i}", tokens[2 + i], [ports[1 + i]], room, interval=0.01, padding=3800) for i in range(2)
+    ]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(follower.run(stop))]
     await wait_for(follower.ready.is_set, 20, "follower subscribed")
@@ -131,14 +133,14 @@ def main() -> None:
     kill = with_cluster(ENV, lambda c: reconnect_after_kill(c, args.clients, args.rooms))
     print(f"[2/3] one stalled client for {args.stall_seconds:.0f} s, SEND_QUEUE_MAX=1000 (default)", flush=True)
     limited = with_cluster(dict(ENV, SEND_QUEUE_MAX="1000"), lambda c: stalled_client(c, args.stall_seconds))
-    print(f"[3/3] the same with the limit off (SEND_QUEUE_MAX=10**9)", flush=True)
+    print("[3/3] the same with the limit off (SEND_QUEUE_MAX=10**9)", flush=True)
     unlimited = with_cluster(dict(ENV, SEND_QUEUE_MAX=str(10**9)), lambda c: stalled_client(c, args.stall_seconds))
 
     results = {"kill": kill, "stall_limited": limited, "stall_unlimited": unlimited}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nReconnect after kill -9 ({kill['moved']} of {kill['clients']} clients on the killed node):")
-    print(f"  p50 {kill['p50_s']:.2f} s   p95 {kill['p95_s']:.2f} s   all back and caught up {kill['all_back_s']:.2f} s")
+    print(f"  p50 {kill['p50_s']:.2f} s   p95 {kill['p95_s']:.2f} s   all back, caught up: {kill['all_back_s']:.2f} s")
     print(f"  every client holds every acked seq once, in order: {kill['every_client_complete']}")
     print("\nNode RSS with one client that stops reading in a busy room (~4 KB frames):")
     print(f"  {'':<22}{'before':>10}{'peak':>10}{'end':>10}")
