@@ -31,6 +31,7 @@ test: lint
 
 bench: setup
 	$(PY) bench/layers.py
+	$(PY) bench/recovery.py
 
 clean:
 	rm -rf .run .local/test-db.sqlite3 test-output

@@ -30,7 +30,7 @@ import django  # noqa: E402
 django.setup()
 
 from tests.chaos import Follower, Publisher, percentile, wait_for  # noqa: E402
-from tests.chat.test_chaos import stalled_socket  # noqa: E402
+from tests.chat.test_chaos import node_metric, stalled_socket  # noqa: E402
 from tests.cluster import RunningCluster, start_cluster  # noqa: E402
 
 ENV = {"CHAT_PUBLISH_RATE": "100000", "CHAT_PUBLISH_BURST": "100000", "LOG_LEVEL": "WARNING"}
@@ -87,10 +87,10 @@ async def reconnect_after_kill(cluster: RunningCluster, clients: int, rooms: int
 async def stalled_client(cluster: RunningCluster, seconds: float) -> dict[str, float]:
     ports = [cluster.node_port(i) for i in range(3)]
     room = f"stall-{int(time.time())}"
-    tokens = cluster.tokens("stall-slow", "stall-fast", "stall-p1", "stall-p2")
+    tokens = cluster.tokens("stall-slow", "stall-fast", *[f"stall-p{i}" for i in range(4)])
     follower = Follower("fast", tokens[1], [ports[0]], room)
     publishers = [
-        Publisher(f"p{i}", tokens[2 + i], [ports[1 + i]], room, interval=0.01, padding=3800) for i in range(2)
+        Publisher(f"p{i}", tokens[2 + i], [ports[1 + i % 2]], room, interval=0, padding=3800) for i in range(4)
     ]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(follower.run(stop))]
@@ -99,17 +99,24 @@ async def stalled_client(cluster: RunningCluster, seconds: float) -> dict[str, f
     await wait_for(lambda: sum(len(p.acked) for p in publishers) >= 200, 30, "traffic")
     pid = cluster.cluster.pid("node1")
     before = rss_mb(pid)
+    sent_before = sum(len(p.acked) for p in publishers)
     sock = await stalled_socket(ports[0], tokens[0], room)
     peak, started = before, time.monotonic()
     while time.monotonic() - started < seconds:
         peak = max(peak, rss_mb(pid))
         await asyncio.sleep(0.1)
     after = rss_mb(pid)
-    sent = sum(len(p.acked) for p in publishers)
+    sent = sum(len(p.acked) for p in publishers) - sent_before
     stop.set()
     await asyncio.gather(*tasks)
     sock.close()
-    return {"rss_before_mb": before, "rss_peak_mb": peak, "rss_end_mb": after, "messages": sent}
+    return {
+        "rss_before_mb": before,
+        "rss_peak_mb": peak,
+        "rss_end_mb": after,
+        "messages_while_stalled": sent,
+        "stalled_client_closed": node_metric(cluster, 0, "chat_send_queue_closes_total") > 0,
+    }
 
 
 def with_cluster(env: dict[str, str], work: object) -> dict[str, float]:
@@ -143,9 +150,12 @@ def main() -> None:
     print(f"  p50 {kill['p50_s']:.2f} s   p95 {kill['p95_s']:.2f} s   all back, caught up: {kill['all_back_s']:.2f} s")
     print(f"  every client holds every acked seq once, in order: {kill['every_client_complete']}")
     print("\nNode RSS with one client that stops reading in a busy room (~4 KB frames):")
-    print(f"  {'':<22}{'before':>10}{'peak':>10}{'end':>10}")
+    print(f"  {'':<22}{'before':>10}{'peak':>10}{'end':>10}{'messages':>10}  closed with 1013")
     for name, row in (("SEND_QUEUE_MAX=1000", limited), ("no limit", unlimited)):
-        print(f"  {name:<22}{row['rss_before_mb']:>9.1f}M{row['rss_peak_mb']:>9.1f}M{row['rss_end_mb']:>9.1f}M")
+        print(
+            f"  {name:<22}{row['rss_before_mb']:>9.1f}M{row['rss_peak_mb']:>9.1f}M{row['rss_end_mb']:>9.1f}M"
+            f"{row['messages_while_stalled']:>10}  {row['stalled_client_closed']}"
+        )
     growth_limited = limited["rss_peak_mb"] - limited["rss_before_mb"]
     growth_unlimited = unlimited["rss_peak_mb"] - unlimited["rss_before_mb"]
     print(f"  growth: {growth_limited:.1f} MB with the limit, {growth_unlimited:.1f} MB without")
