@@ -15,7 +15,9 @@ from django.conf import settings
 from chat import hub, metrics, protocol
 from chat.errors import BACKEND_DOWN, ChatError, unavailable
 from chat.flow import FLOW_EXTENSION, FlowControl
-from chat.hub import Hub, Subscription, get_hub
+from chat.hub import Hub, LocalSocket, Subscription, get_hub
+from chat.services.access import Grant, access_auth_hash
+from chat.services.connections import connection_close, connection_open
 from chat.services.messages import message_frames_between, message_history, message_publish
 from chat.services.presence import presence_join, presence_leave, presence_list
 from chat.services.ratelimit import ratelimit_publish
@@ -27,6 +29,9 @@ logger = logging.getLogger(__name__)
 CLOSE_POLICY = 1008
 # The client fell more than SEND_QUEUE_MAX frames behind; it recovers with `since`.
 CLOSE_TOO_SLOW = 1013
+# The user already holds CHAT_MAX_SOCKETS_PER_USER sockets across the cluster.
+CLOSE_TOO_MANY = 4429
+CLOSE_INTERNAL = 1011
 # Seconds a broadcast may take after the ack; past it the tail check delivers the message.
 BROADCAST_TIMEOUT = 2.0
 # A client answered rate_limited this many times in a row is flooding, not bursting.
@@ -70,13 +75,34 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.strikes = 0
         try:
             self.hub = await get_hub()
+            admitted = await connection_open(user_id=self.user.pk, conn=self.conn_id)
         except BACKEND_DOWN:
             metrics.CONNECTS.labels("unavailable").inc()
-            await self.close(code=1011)
+            await self.close(code=CLOSE_INTERNAL)
+            del self.hub
             return
-        self.hub.add_socket(self.conn_id, self.close_with)
+        if not admitted:
+            metrics.CONNECTS.labels("too_many").inc()
+            await self.close(code=CLOSE_TOO_MANY)
+            del self.hub
+            return
+        grant = Grant(
+            conn=self.conn_id,
+            user_id=self.user.pk,
+            auth_hash=access_auth_hash(user=self.user),
+            session_key=self.scope.get("auth_session"),
+        )
+        self.hub.add_socket(LocalSocket(grant=grant, close=self.close_with, evict=self.evict))
         metrics.CONNECTS.labels("accepted").inc()
         metrics.CONNECTIONS.inc()
+
+    async def evict(self, room: str) -> None:
+        """The user may no longer see `room` (removed from it): end the subscription."""
+        sub = self.subs.get(room)
+        if sub is None:
+            return
+        await self._leave(sub)
+        self.reply_error(ChatError("forbidden", f"you are no longer a member of {room}"), room=room)
 
     async def close_with(self, code: int) -> None:
         self.closing = True
@@ -88,6 +114,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         metrics.CONNECTIONS.dec()
         self.hub.remove_socket(self.conn_id)
+        try:
+            await connection_close(user_id=self.user.pk, conn=self.conn_id)
+        except BACKEND_DOWN:
+            pass  # the entry expires with PRESENCE_TTL
         # A clean close leaves at once; a dropped socket gets a grace period so a quick
         # reconnect (a node restart, a network blip) does not flicker left-then-joined.
         grace = 0 if code in CLEAN_CLOSES else settings.PRESENCE_GRACE
@@ -148,6 +178,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def subscribe(self, command: protocol.Subscribe) -> None:
         sub = self.subs.get(command.room)
         fresh = sub is None
+        if fresh and len(self.subs) >= settings.CHAT_MAX_SUBSCRIPTIONS:
+            raise ChatError("too_large", f"a socket may follow at most {settings.CHAT_MAX_SUBSCRIPTIONS} rooms")
         if sub is None:
             sub = Subscription(room=command.room, user=self.user_name, conn=self.conn_id, send=self.enqueue)
             # Join the room's group before reading its state, so nothing committed
@@ -237,9 +269,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             frame["ref"] = ref
         self.enqueue(protocol.encode(frame))
 
-    def reply_error(self, exc: ChatError, ref: str | None = None) -> None:
+    def reply_error(self, exc: ChatError, ref: str | None = None, *, room: str | None = None) -> None:
         metrics.ERRORS.labels(exc.code).inc()
-        self.enqueue(protocol.error_frame(exc, ref))
+        self.enqueue(protocol.error_frame(exc, ref, room=room))
 
     def enqueue(self, text: str) -> None:
         """Queue a frame for this socket; frames leave in the order they were queued."""

@@ -16,7 +16,7 @@ import random
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ from django.conf import settings
 
 from chat import metrics, protocol
 from chat.redis import get_redis
+from chat.services.access import Grant, access_review
+from chat.services.connections import connection_heartbeat
 from chat.services.messages import message_frames_between, message_last_seqs
 from chat.services.nodes import NodeInfo, node_forget, node_heartbeat
 from chat.services.presence import presence_heartbeat, presence_sweep
@@ -39,6 +41,13 @@ EVENT_MESSAGE = "chat.message"
 EVENT_PRESENCE = "chat.presence"
 EVENT_TYPING = "chat.typing"
 EVENT_PROBE = "chat.probe"
+# Sent to every node: a user's sockets (or one session's) lost their access.
+EVENT_REVOKE = "chat.revoke"
+# Sent to every node: a user was removed from a private room.
+EVENT_EVICT = "chat.evict"
+CONTROL_GROUP = "chat.control"
+# Close code of a socket whose credentials no longer hold (logout, deactivation).
+CLOSE_UNAUTHENTICATED = 4401
 
 # Close code of a draining node: clients reconnect elsewhere and recover with `since`.
 CLOSE_DRAINING = 1012
@@ -77,6 +86,16 @@ async def publish_typing(room: str, user: str) -> None:
 
 
 # Whether this process was told to stop. It concerns this process alone, so it lives here.
+async def publish_revoke(user_id: int, session_key: str | None = None) -> None:
+    """Close, on every node, the sockets of `user_id` (only those of one session if given)."""
+    await _layer().group_send(CONTROL_GROUP, {"type": EVENT_REVOKE, "user": user_id, "session": session_key})
+
+
+async def publish_evict(user_id: int, room: str) -> None:
+    """End, on every node, the subscriptions of `user_id` to `room`."""
+    await _layer().group_send(CONTROL_GROUP, {"type": EVENT_EVICT, "user": user_id, "room": room})
+
+
 _draining = False
 
 
@@ -90,8 +109,15 @@ def start_draining() -> None:
     _draining = True
 
 
-# Closes one local socket with a close code; the hub calls it when the node drains.
-Closer = Callable[[int], Awaitable[None]]
+@dataclass(eq=False)
+class LocalSocket:
+    """A socket on this node, as the hub needs to know it to close or trim it."""
+
+    grant: Grant
+    # Closes the socket with a close code (draining, access revoked).
+    close: Callable[[int], Awaitable[None]]
+    # Ends the socket's subscription to a room it may no longer see.
+    evict: Callable[[str], Awaitable[None]]
 
 
 # Queues a frame for one socket without waiting: fan-out stays synchronous, so frames
@@ -157,7 +183,7 @@ class Hub:
         self.layer = layer
         self.channel = ""
         self.feeds: dict[str, RoomFeed] = {}
-        self.sockets: dict[str, Closer] = {}
+        self.sockets: dict[str, LocalSocket] = {}
         self._no_sockets = asyncio.Event()
         self._no_sockets.set()
         self.started_at = time.time()
@@ -178,9 +204,10 @@ class Hub:
     async def start(self) -> None:
         self.channel = await self.layer.new_channel("node.")
         self._receiver = asyncio.create_task(self._receive_loop())
+        await self.layer.group_add(CONTROL_GROUP, self.channel)
         self.epoch = await self._read_epoch()
         await self._register()
-        for loop in (self._heartbeat_loop, self._sweep_loop, self._watch_loop):
+        for loop in (self._heartbeat_loop, self._sweep_loop, self._watch_loop, self._access_loop):
             self._tasks.append(asyncio.create_task(loop()))
 
     async def stop(self) -> None:
@@ -190,8 +217,8 @@ class Hub:
         await asyncio.gather(*tasks, return_exceptions=True)
         await node_forget(node_id=settings.NODE_ID)
 
-    def add_socket(self, conn: str, close: Closer) -> None:
-        self.sockets[conn] = close
+    def add_socket(self, socket: LocalSocket) -> None:
+        self.sockets[socket.grant.conn] = socket
         self._no_sockets.clear()
 
     def remove_socket(self, conn: str) -> None:
@@ -201,7 +228,7 @@ class Hub:
 
     async def close_sockets(self, code: int, *, wait: float) -> int:
         """Close every local socket with `code`; wait up to `wait` s for them to finish."""
-        closers = list(self.sockets.values())
+        closers = [socket.close for socket in self.sockets.values()]
         await asyncio.gather(*(close(code) for close in closers), return_exceptions=True)
         try:
             async with asyncio.timeout(wait):
@@ -294,6 +321,18 @@ class Hub:
     async def _dispatch(self, event: dict[str, Any]) -> None:
         if event["type"] == EVENT_PROBE:
             self._probe_seen = max(self._probe_seen, int(event["probe"]))
+            return
+        if event["type"] == EVENT_REVOKE:
+            await self._revoke(
+                conn
+                for conn, socket in self.sockets.items()
+                if socket.grant.user_id == event["user"] and event["session"] in (None, socket.grant.session_key)
+            )
+            return
+        if event["type"] == EVENT_EVICT:
+            await self._evict(
+                (conn, event["room"]) for conn, socket in self.sockets.items() if socket.grant.user_id == event["user"]
+            )
             return
         feed = self.feeds.get(event.get("room", ""))
         if feed is None:
@@ -410,6 +449,7 @@ class Hub:
             await self.layer.flush()
             self.channel = await self.layer.new_channel("node.")
             self._receiver = asyncio.create_task(self._receive_loop())
+        await self.layer.group_add(CONTROL_GROUP, self.channel)
         for slug in list(self.feeds):
             await self.layer.group_add(room_group(slug), self.channel)
         self._probe_sent = self._probe_seen = 0
@@ -439,6 +479,40 @@ class Hub:
                 feed.known = max(feed.known, overdue)
                 self._advance(feed)
 
+    # --- access: sockets whose user lost the right to them -------------------------
+
+    async def _revoke(self, conns: Iterable[str]) -> None:
+        sockets = [self.sockets[conn] for conn in conns if conn in self.sockets]
+        if sockets:
+            logger.info("closing %d sockets whose access was revoked", len(sockets))
+        await asyncio.gather(*(s.close(CLOSE_UNAUTHENTICATED) for s in sockets), return_exceptions=True)
+
+    async def _evict(self, pairs: Iterable[tuple[str, str]]) -> None:
+        evictions = [(self.sockets[conn], room) for conn, room in pairs if conn in self.sockets]
+        await asyncio.gather(*(socket.evict(room) for socket, room in evictions), return_exceptions=True)
+
+    async def _access_loop(self) -> None:
+        while True:
+            await asyncio.sleep(settings.CHAT_ACCESS_RECHECK * random.uniform(0.8, 1.0))
+            if not self.sockets:
+                continue
+            try:
+                review = await database_sync_to_async(access_review)(
+                    grants=[socket.grant for socket in self.sockets.values()],
+                    subscriptions=[
+                        (sub.conn, self.sockets[sub.conn].grant.user_id, sub.room)
+                        for feed in self.feeds.values()
+                        for sub in feed.subs
+                        if sub.conn in self.sockets
+                    ],
+                )
+                await self._revoke(review.revoked)
+                await self._evict(review.evicted)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("access review failed: %r", exc)
+
     # --- presence --------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
@@ -449,6 +523,7 @@ class Hub:
             try:
                 rejoined = await presence_heartbeat(entries=self.local_entries())
                 await self._announce(rejoined, joined=True)
+                await connection_heartbeat(entries=[(s.grant.user_id, conn) for conn, s in self.sockets.items()])
                 await self._register()
             except asyncio.CancelledError:
                 raise

@@ -103,8 +103,11 @@ def encode(frame: dict[str, Any]) -> str:
     return _encoder.encode(frame).decode()
 
 
-def error_frame(exc: ChatError, ref: str | None = None) -> str:
+def error_frame(exc: ChatError, ref: str | None = None, *, room: str | None = None) -> str:
+    """An `error` frame; `room` names the room of an error no client frame caused."""
     frame: dict[str, Any] = {"type": "error", "code": exc.code, "detail": exc.detail}
+    if room is not None:
+        frame["room"] = room
     if exc.retry_after is not None:
         frame["retry_after"] = exc.retry_after
     if ref is not None:

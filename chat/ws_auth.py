@@ -1,6 +1,7 @@
 """WebSocket authentication: a `?token=` or the session cookie, plus the Origin check.
 
-The outcome lands in `scope["user"]` and `scope["auth_refusal"]`; the consumer closes
+The outcome lands in `scope["user"]`, `scope["auth_refusal"]` and `scope["auth_session"]`
+(the session key of a cookie socket); the consumer closes
 refused sockets with the contract's code, so a client always learns why.
 """
 
@@ -50,6 +51,7 @@ class _Authenticate:
         token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
         user: Any = AnonymousUser()
         refusal: int | None = None
+        session_key: str | None = None
         if token:
             # A token is no ambient credential, so Origin may be absent; a foreign one
             # is still refused, as a browser page elsewhere could have embedded it.
@@ -61,12 +63,14 @@ class _Authenticate:
                 refusal = CLOSE_ORIGIN
         else:
             user = await get_user(scope)
+            session_key = scope["session"].session_key
             if not user.is_authenticated:
                 refusal = CLOSE_UNAUTHENTICATED
             elif not origin_allowed(origin):
                 # The cookie rides along on any site's request: only our own pages count.
                 refusal = CLOSE_ORIGIN
-        scope = dict(scope, user=user, auth_refusal=refusal)
+        # The session that let a cookie socket in: logging out of it closes the socket.
+        scope = dict(scope, user=user, auth_refusal=refusal, auth_session=session_key)
         return await self.inner(scope, receive, send)
 
 

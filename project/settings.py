@@ -219,6 +219,13 @@ CHAT_REORDER_WAIT = env_number("CHAT_REORDER_WAIT", 0.05, minimum=0)
 # message. It catches a broadcast lost after its ack (Redis restarting, a dropped
 # pub/sub message) when no later message would reveal the gap.
 CHAT_TAIL_CHECK = env_number("CHAT_TAIL_CHECK", 1, minimum=0.1)
+# Sockets one user may hold open across the cluster: tabs on a few devices, not a botnet.
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20, minimum=1)
+# Rooms one socket may follow: a busy sidebar; each costs presence entries and fan-out.
+CHAT_MAX_SUBSCRIPTIONS = env_int("CHAT_MAX_SUBSCRIPTIONS", 100, minimum=1)
+# Seconds between each node's re-check, against the database, of every open socket's
+# user, session and private-room memberships: the backstop for revocation broadcasts.
+CHAT_ACCESS_RECHECK = env_number("CHAT_ACCESS_RECHECK", 5, minimum=0.5)
 # Largest WebSocket frame a client may send: a full CHAT_MAX_BODY of 4-byte characters
 # with room for the JSON around it, and far below what would let a client hog memory.
 WS_MAX_FRAME = env_int("WS_MAX_FRAME", 64 * 1024, minimum=1024)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import websockets
 from django.conf import settings
 
@@ -96,6 +97,36 @@ class RunningCluster:
         ).stdout.split()
         assert len(out) == len(users)
         return out
+
+    def shell(self, code: str) -> str:
+        """Run Python in `manage.py shell` against the cluster's database and Redis."""
+        return subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    def login(self, username: str, password: str = "pw-for-tests-1") -> httpx.Client:
+        """An HTTP client logged in through the balancer, creating the user if needed.
+
+        An existing user keeps their password: changing it would end their other sessions.
+        """
+        self.shell(
+            "from django.contrib.auth.models import User\n"
+            f"if not User.objects.filter(username={username!r}).exists():\n"
+            f"    User.objects.create_user({username!r}, password={password!r})\n"
+        )
+        client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", follow_redirects=False)
+        client.get("/accounts/login/")
+        answer = client.post(
+            "/accounts/login/",
+            data={"username": username, "password": password, "csrfmiddlewaretoken": client.cookies["csrftoken"]},
+        )
+        assert answer.status_code == 302, answer.text[:300]
+        return client
 
     def kill_node(self, index: int, sig: int = signal.SIGKILL) -> int:
         pid = self.cluster.pid(self.cluster.node_ids()[index])
@@ -186,6 +217,26 @@ class Client:
     def __init__(self, ws: websockets.ClientConnection) -> None:
         self.ws = ws
         self.frames: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open_with_cookies(cls, port: int, cookies: httpx.Cookies, **kwargs: Any) -> Client:
+        header = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{port}/ws/",
+            additional_headers={"Origin": f"http://127.0.0.1:{port}", "Cookie": header},
+            max_queue=None,
+            **kwargs,
+        )
+        return cls(ws)
+
+    async def closed(self, timeout: float = 10) -> int | None:
+        """The close code the server ends this socket with (frames before it are kept)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    self.frames.append(json.loads(await self.ws.recv()))
+        except websockets.ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd else None
 
     @classmethod
     async def open(cls, port: int, token: str, **kwargs: Any) -> Client:

@@ -84,7 +84,13 @@ def _fresh_rate_limits() -> Iterator[None]:
 
 
 # Short presence timings so a killed node's users are swept within seconds.
-CLUSTER_ENV = {"PRESENCE_TTL": "4", "PRESENCE_GRACE": "2", "DRAIN_GRACE": "1"}
+CLUSTER_ENV = {
+    "PRESENCE_TTL": "4",
+    "PRESENCE_GRACE": "2",
+    "DRAIN_GRACE": "1",
+    "CHAT_ACCESS_RECHECK": "1",
+    "CHAT_MAX_SOCKETS_PER_USER": "5",
+}
 
 
 @pytest.fixture(scope="session")

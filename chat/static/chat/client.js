@@ -377,6 +377,13 @@ export class ChatClient extends EventTarget {
   }
 
   _onError(f) {
+    if (f.ref === undefined && f.room && this.rooms.has(f.room)) {
+      // Not an answer: the server ended our subscription (we were removed from the room).
+      this.rooms.delete(f.room);
+      this.catching.delete(f.room);
+      this._emit("room-error", { room: f.room, code: f.code, detail: f.detail });
+      return this._updateState();
+    }
     const p = this.pending.get(f.ref);
     if (p) {
       if (f.code === "rate_limited" || f.code === "unavailable") {

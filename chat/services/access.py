@@ -1,0 +1,80 @@
+"""Whether open sockets may stay open: the database's answer, checked again and again.
+
+A socket is authenticated once, at connect. After that its user may log out, be
+deactivated, change password, or be removed from a private room. The hub applies those
+at once when their broadcast arrives, and every node also asks this service about all
+of its sockets every CHAT_ACCESS_RECHECK seconds, in case a broadcast was lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+
+from chat.models import Membership, Room
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a socket was let in on."""
+
+    conn: str
+    user_id: int
+    auth_hash: str
+    # The session that authenticated a cookie socket; None for a token socket.
+    session_key: str | None
+
+
+@dataclass
+class AccessReview:
+    # Sockets whose user or session no longer grants access: close them with 4401.
+    revoked: set[str] = field(default_factory=set)
+    # (conn, room) subscriptions to private rooms their user is no longer a member of.
+    evicted: list[tuple[str, str]] = field(default_factory=list)
+
+
+def access_auth_hash(*, user: object) -> str:
+    # A password change rotates it, just as it logs out the user's other sessions.
+    return str(user.get_session_auth_hash())  # type: ignore[attr-defined]
+
+
+def _live_sessions(keys: set[str]) -> set[str]:
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
+        live = Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
+        return set(live.values_list("session_key", flat=True))
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    return {key for key in keys if store().exists(key)}
+
+
+def access_review(*, grants: list[Grant], subscriptions: list[tuple[str, int, str]]) -> AccessReview:
+    """Check `grants` and (conn, user id, room) `subscriptions` against the database."""
+    review = AccessReview()
+    users = {user.pk: user for user in get_user_model().objects.filter(pk__in={g.user_id for g in grants})}
+    live_sessions = _live_sessions({g.session_key for g in grants if g.session_key})
+    for grant in grants:
+        user = users.get(grant.user_id)
+        if (
+            user is None
+            or not user.is_active
+            or access_auth_hash(user=user) != grant.auth_hash
+            or (grant.session_key is not None and grant.session_key not in live_sessions)
+        ):
+            review.revoked.add(grant.conn)
+    private = set(
+        Room.objects.filter(slug__in={room for _, _, room in subscriptions}, is_private=True).values_list(
+            "slug", flat=True
+        )
+    )
+    watched = [(conn, user_id, room) for conn, user_id, room in subscriptions if room in private]
+    members = set(
+        Membership.objects.filter(
+            room__slug__in={room for _, _, room in watched}, user_id__in={user_id for _, user_id, _ in watched}
+        ).values_list("room__slug", "user_id")
+    )
+    review.evicted = [(conn, room) for conn, user_id, room in watched if (room, user_id) not in members]
+    return review
