@@ -94,7 +94,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chat.middleware.SecurityHeadersMiddleware",
 ]
+
+# Scripts, styles and sockets from this origin only: no inline script (the pages have
+# none), so an injected <script> or on*= attribute cannot run; no framing (clickjacking).
+CONTENT_SECURITY_POLICY = env_str(
+    "CHAT_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+)
+PERMISSIONS_POLICY = env_str("CHAT_PERMISSIONS_POLICY", "camera=(), microphone=(), geolocation=(), payment=()")
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Behind a TLS-terminating proxy (nginx, an ingress): trust its X-Forwarded-Proto, mark
+# cookies Secure and send HSTS. Off by default so plain-http local runs keep working.
+if env_bool("DJANGO_BEHIND_TLS", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0)
 
 ROOT_URLCONF = "project.urls"
 ASGI_APPLICATION = "project.asgi.application"
