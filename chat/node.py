@@ -56,6 +56,11 @@ class NodeServer(Server):
 
     def _on_running(self) -> None:
         self.ws_factory.protocol = FlowControlledWebSocketProtocol
+        # On a protocol error (invalid UTF-8, a frame over WS_MAX_FRAME) send the close
+        # code (1007, 1009) before dropping the connection, so the client learns why.
+        # (allowNullOrigin is repeated because autobahn resets it on every call; the
+        # consumer refuses a null Origin with 4403 itself.)
+        self.ws_factory.setProtocolOptions(failByDrop=False, allowNullOrigin=True)
         loop = asyncio.get_event_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.on_stop_signal)

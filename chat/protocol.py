@@ -7,6 +7,7 @@ message, whatever the number of recipients.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import msgspec
@@ -94,7 +95,12 @@ def ref_of(text: str) -> str | None:
     try:
         raw = _loose_decoder.decode(text)
     except msgspec.DecodeError:
-        return None
+        try:
+            # The stdlib parser also reads what msgspec refuses, such as a lone
+            # surrogate escape, so even that frame's error carries its ref.
+            raw = json.loads(text)
+        except ValueError:
+            return None
     ref = raw.get("ref") if isinstance(raw, dict) else None
     return ref if isinstance(ref, str) and len(ref) <= MAX_REF else None
 

@@ -101,7 +101,7 @@ class RunningCluster:
     def shell(self, code: str) -> str:
         """Run Python in `manage.py shell` against the cluster's database and Redis."""
         return subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", code],
+            [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
             cwd=ROOT,
             env=self.env,
             capture_output=True,

@@ -186,7 +186,9 @@ def store_without_broadcast(cluster: RunningCluster, slug: str, bodies: list[str
         f"for body in {bodies!r}:\n"
         "    message_create(room=room, author=author, body=body)\n"
     )
-    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=cluster.env, check=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", code], cwd=ROOT, env=cluster.env, check=True
+    )
 
 
 async def test_dropped_broadcasts_are_repaired_from_the_database(chaos: RunningCluster) -> None:

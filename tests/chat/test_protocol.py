@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -78,3 +79,31 @@ def test_any_text_gives_a_command_or_a_chat_error(text: str) -> None:
         assert exc.code == "bad_request"
     else:
         assert isinstance(command, protocol.Command)
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["subscribe", "unsubscribe", "publish", "typing", "history", "ping", "pong"])},
+        optional={name: _values for name in ("room", "since", "body", "key", "before", "limit", "ref", "user", "seq")},
+    )
+)
+def test_frames_of_known_types_with_any_field_values_never_raise_anything_else(frame: dict[str, object]) -> None:
+    text = json.dumps(frame)
+    try:
+        command = protocol.parse_frame(text)
+    except ChatError as exc:
+        assert exc.code == "bad_request"
+        ref = protocol.ref_of(text)
+        assert ref is None or (isinstance(ref, str) and len(ref) <= protocol.MAX_REF)
+    else:
+        assert command.ref is None or len(command.ref) <= protocol.MAX_REF
+        if isinstance(command, protocol.ROOM_COMMANDS):
+            assert re.fullmatch(r"[a-z0-9_-]{1,64}", command.room)
