@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chat import hub
-from chat.errors import ChatError
+from chat.errors import BACKEND_DOWN, ChatError, unavailable
 from chat.protocol import Slug
 from chat.redis import get_redis
 from chat.services.apikeys import apikey_user
@@ -24,6 +25,8 @@ from chat.services.messages import message_history, message_publish
 from chat.services.ratelimit import ratelimit_publish
 from chat.services.rooms import room_create, room_visible_to
 from chat.services.tokens import token_issue, token_user
+
+logger = logging.getLogger(__name__)
 
 
 class TokenRequest(msgspec.Struct):
@@ -105,11 +108,17 @@ async def room_messages_view(request: HttpRequest, slug: str) -> JsonResponse:
             await ratelimit_publish(user_id=author.pk)
             posted = await sync_to_async(message_publish)(slug=slug, author=author, body=publish.body, key=publish.key)
             if posted.created:
-                await hub.publish_message(posted.room, posted.seq, posted.frame)
+                try:
+                    await hub.publish_message(posted.room, posted.seq, posted.frame)
+                except BACKEND_DOWN as exc:
+                    # Stored: the nodes' tail checks deliver it once Redis answers.
+                    logger.warning("broadcast of %s#%d failed (%r)", posted.room, posted.seq, exc)
             return JsonResponse({"seq": posted.seq, "room": posted.room}, status=201 if posted.created else 200)
         return await sync_to_async(_history_sync)(request, slug)
     except ChatError as exc:
         return _error(exc)
+    except BACKEND_DOWN as exc:
+        return _error(unavailable(exc))
 
 
 def _history_sync(request: HttpRequest, slug: str) -> JsonResponse:

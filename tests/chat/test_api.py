@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from chat.models import Message
+from chat.models import Membership, Message, Room
 from chat.services.apikeys import apikey_create
 from chat.services.tokens import token_user
 
@@ -77,3 +77,33 @@ def test_health_and_metrics_answer() -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
     assert b"chat_connections" in client.get("/metrics").content
+
+
+def test_history_api_keeps_private_rooms_to_members() -> None:
+    owner, outsider = User.objects.create_user("owner"), User.objects.create_user("outsider")
+    room = Room.objects.create(slug="inner", is_private=True)
+    Membership.objects.create(room=room, user=owner)
+    member = Client()
+    member.force_login(owner)
+    assert member.get("/api/rooms/inner/messages").status_code == 200
+    stranger = Client()
+    stranger.force_login(outsider)
+    refused = stranger.get("/api/rooms/inner/messages")
+    assert refused.status_code == 403 and "messages" not in refused.json()
+    # The same answer as for a room that does not exist would give away nothing more.
+    _, key = apikey_create(name="outsider-bot", user=outsider)
+    assert Client().get("/api/rooms/inner/messages", headers={"Authorization": f"Bearer {key}"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/accounts/login/", {"username": "x", "password": "y"}),
+        ("/accounts/signup/", {"username": "x", "password1": "long-pass-123", "password2": "long-pass-123"}),
+        ("/accounts/logout/", {}),
+    ],
+)
+def test_every_form_refuses_a_post_without_the_csrf_token(path: str, data: dict[str, str]) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(User.objects.create_user("formuser"))
+    assert client.post(path, data).status_code == 403
