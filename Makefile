@@ -32,6 +32,7 @@ test: lint
 bench: setup
 	$(PY) bench/layers.py
 	$(PY) bench/recovery.py
+	$(PY) bench/ratelimit.py
 
 clean:
 	rm -rf .run .local/test-db.sqlite3 test-output

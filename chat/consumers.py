@@ -34,8 +34,6 @@ CLOSE_TOO_MANY = 4429
 CLOSE_INTERNAL = 1011
 # Seconds a broadcast may take after the ack; past it the tail check delivers the message.
 BROADCAST_TIMEOUT = 2.0
-# A client answered rate_limited this many times in a row is flooding, not bursting.
-FLOOD_STRIKES = 20
 # Close codes of a client that meant to go: 1000 normal, 1001 going away (tab closed).
 CLEAN_CLOSES = {1000, 1001}
 _conn_ids = itertools.count(1)
@@ -140,7 +138,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.reply_error(exc, ref if ref is not None else protocol.ref_of(text_data))
             if exc.code == "rate_limited":
                 self.strikes += 1
-                if self.strikes >= FLOOD_STRIKES:
+                if self.strikes >= settings.CHAT_FLOOD_STRIKES:
                     await self.close(code=CLOSE_POLICY)
         except asyncio.CancelledError:
             raise

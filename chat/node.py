@@ -107,5 +107,8 @@ def serve(*, application: Any, host: str, port: int) -> None:
         ping_interval=settings.WS_PING_INTERVAL,
         ping_timeout=settings.WS_PING_TIMEOUT,
         application_close_timeout=settings.DRAIN_GRACE + CLOSE_WAIT,
+        # No maximum socket lifetime (daphne closes after 24 h by default): nodes are
+        # rebalanced by draining them, which clients recover from without a gap.
+        websocket_timeout=-1,
     )
     server.run()

@@ -214,8 +214,12 @@ PRESENCE_GRACE = env_number("PRESENCE_GRACE", 3, minimum=0)
 CHAT_TYPING_THROTTLE = env_number("CHAT_TYPING_THROTTLE", 2, minimum=0.1)
 # Per-user publish budget shared by every node: enough for fast typists and paste
 # bursts, far below what would let one account drown a room.
-CHAT_PUBLISH_RATE = env_number("CHAT_PUBLISH_RATE", 10, minimum=0.1)
+# 0 turns the limit off (a trusted deployment, or a benchmark measuring its cost).
+CHAT_PUBLISH_RATE = env_number("CHAT_PUBLISH_RATE", 10, minimum=0)
 CHAT_PUBLISH_BURST = env_int("CHAT_PUBLISH_BURST", 20, minimum=1)
+# A client answered rate_limited this many times in a row is flooding, not bursting:
+# it is closed with 1008. A client that honours retry_after never gets near it.
+CHAT_FLOOD_STRIKES = env_int("CHAT_FLOOD_STRIKES", 20, minimum=1)
 # Replaying more than this on reconnect is slower than reloading the room's history.
 CHAT_RECOVERY_MAX = env_int("CHAT_RECOVERY_MAX", 1000, minimum=1)
 # A long message, not a file upload: about two pages of text.

@@ -27,6 +27,8 @@ return tostring(wait)
 
 async def ratelimit_publish(*, user_id: int) -> None:
     """Take one publish token for `user_id`, or raise `rate_limited` with a retry-after."""
+    if not settings.CHAT_PUBLISH_RATE:
+        return
     script = get_script(_TAKE)
     wait = float(
         await script(
