@@ -29,7 +29,9 @@ CHROMIUM_ARGS = [
 OUTPUT = ROOT / "test-output"
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs its own event loop in this thread while it is
+# open, which the asyncio tests of the next module could not share.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         pytest.skip(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (make setup tries it) to run these")
