@@ -14,7 +14,7 @@ from django.conf import settings
 
 from chat import hub, metrics, protocol
 from chat.errors import BACKEND_DOWN, ChatError, unavailable
-from chat.flow import FLOW_EXTENSION, FlowControl
+from chat.flow import FLOW_EXTENSION, FlowControl, OutFrame
 from chat.hub import Hub, LocalSocket, Subscription, get_hub
 from chat.services.access import Grant, access_auth_hash
 from chat.services.connections import connection_close, connection_open
@@ -66,7 +66,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user_name = self.user.get_username()
         self.conn_id = f"{settings.NODE_ID}/{next(_conn_ids)}"
         self.subs: dict[str, Subscription] = {}
-        self.outbox: deque[str] = deque()
+        self.outbox: deque[OutFrame] = deque()
         self.flow: FlowControl | None = self.scope.get("extensions", {}).get(FLOW_EXTENSION)
         self.flushing: asyncio.Task[None] | None = None
         self.closing = False
@@ -271,9 +271,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.ERRORS.labels(exc.code).inc()
         self.enqueue(protocol.error_frame(exc, ref, room=room))
 
-    def enqueue(self, text: str) -> None:
-        """Queue a frame for this socket; frames leave in the order they were queued."""
+    def enqueue(self, frame: OutFrame | str) -> None:
+        """Send a frame, or queue it behind earlier ones; frames leave in the order given."""
         if self.closing:
+            return
+        if isinstance(frame, str):
+            frame = OutFrame(frame)
+        flow = self.flow
+        if flow is not None and self.flushing is None and flow.writable.is_set():
+            # The common case: nothing waiting, socket writable. Write now, no task.
+            flow.write(frame)
             return
         if len(self.outbox) >= settings.SEND_QUEUE_MAX:
             # The client stopped reading. Holding more would grow the node without bound;
@@ -284,17 +291,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.outbox.clear()
             self._closer = asyncio.create_task(self.close(code=CLOSE_TOO_SLOW))
             return
-        self.outbox.append(text)
+        self.outbox.append(frame)
         if self.flushing is None:
             self.flushing = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
+        flow = self.flow
         try:
             while self.outbox:
-                if self.flow is not None and not self.flow.writable.is_set():
-                    await self.flow.writable.wait()
-                    continue
-                await self.send(text_data=self.outbox.popleft())
+                if flow is None:
+                    await self.send(text_data=self.outbox.popleft().text)
+                elif not flow.writable.is_set():
+                    await flow.writable.wait()
+                else:
+                    flow.write(self.outbox.popleft())
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -26,6 +26,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 
 from chat import metrics, protocol
+from chat.flow import OutFrame
 from chat.redis import get_redis
 from chat.services.access import Grant, access_review
 from chat.services.connections import connection_heartbeat
@@ -120,9 +121,9 @@ class LocalSocket:
     evict: Callable[[str], Awaitable[None]]
 
 
-# Queues a frame for one socket without waiting: fan-out stays synchronous, so frames
-# leave in the order they were offered, whichever task offered them.
-Send = Callable[[str], None]
+# Sends or queues a frame for one socket without waiting: fan-out stays synchronous, so
+# frames leave in the order they were offered, whichever task offered them.
+Send = Callable[[OutFrame], None]
 
 
 @dataclass(eq=False)
@@ -136,25 +137,25 @@ class Subscription:
     # Highest seq sent to this socket; messages at or below it are repeats.
     upto: int = 0
     # Frames held back while the subscribe is still answering; None once live.
-    pending: list[tuple[int | None, str]] | None = field(default_factory=list)
+    pending: list[tuple[int | None, OutFrame]] | None = field(default_factory=list)
 
-    def offer(self, seq: int | None, text: str) -> bool:
+    def offer(self, seq: int | None, frame: OutFrame) -> bool:
         if self.pending is not None:
-            self.pending.append((seq, text))
+            self.pending.append((seq, frame))
             return False
         if seq is not None:
             if seq <= self.upto:
                 return False
             self.upto = seq
-        self.send(text)
+        self.send(frame)
         return True
 
     def go_live(self, upto: int) -> None:
         """Send what was held back past `upto`, then take frames as they come."""
         held, self.pending = self.pending or [], None
         self.upto = max(self.upto, upto)
-        for seq, text in held:
-            self.offer(seq, text)
+        for seq, frame in held:
+            self.offer(seq, frame)
 
 
 @dataclass(eq=False)
@@ -361,9 +362,11 @@ class Hub:
             feed.repair = asyncio.create_task(self._repair(feed))
 
     def _fan_out(self, feed: RoomFeed, seq: int | None, text: str, skip_user: str | None = None) -> None:
+        # One frame object for every recipient: its wire bytes are built once, on first use.
+        frame = OutFrame(text)
         sent = 0
         for sub in feed.subs:
-            if sub.user != skip_user and sub.offer(seq, text):
+            if sub.user != skip_user and sub.offer(seq, frame):
                 sent += 1
         metrics.FRAMES_OUT.inc(sent)
 

@@ -37,7 +37,7 @@ CLOSE_WAIT = 2.0
 class FlowControlledWebSocketProtocol(WebSocketProtocol):
     def connectionMade(self) -> None:  # noqa: N802
         super().connectionMade()
-        self.flow = FlowControl()
+        self.flow = FlowControl(self)
         # The HTTP channel that read the upgrade request is still the transport's
         # producer; the WebSocket takes its place.
         self.transport.unregisterProducer()
