@@ -384,11 +384,13 @@ class Hub:
                 )
                 metrics.GAP_REPAIRS.inc()
                 for seq, text in missing:
-                    feed.early.setdefault(seq, text)
-                if feed.head + 1 not in feed.early:
+                    if seq > feed.head:
+                        feed.early.setdefault(seq, text)
+                # Broadcasts may have moved the head on while the database answered.
+                if feed.head < upto and feed.head + 1 not in feed.early:
                     # Seqs are committed in order, so this means rows were deleted.
                     logger.error("room %s: seq %d..%d missing from the database", feed.slug, feed.head + 1, upto)
-                    feed.head = min(feed.early) - 1 if feed.early else upto
+                    feed.head = max(feed.head, min(feed.early) - 1 if feed.early else upto)
                 self._advance(feed)
         except asyncio.CancelledError:
             raise

@@ -62,6 +62,7 @@ class NodeServer(Server):
         # consumer refuses a null Origin with 4403 itself.)
         self.ws_factory.setProtocolOptions(failByDrop=False, allowNullOrigin=True)
         loop = asyncio.get_event_loop()
+        logger.info("serving on %s with the %s event loop", self.endpoints, type(loop).__module__)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.on_stop_signal)
         # Join the node registry and start sweeping before the first socket arrives.

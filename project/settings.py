@@ -249,6 +249,8 @@ CHAT_MAX_SUBSCRIPTIONS = env_int("CHAT_MAX_SUBSCRIPTIONS", 100, minimum=1)
 # Seconds between each node's re-check, against the database, of every open socket's
 # user, session and private-room memberships: the backstop for revocation broadcasts.
 CHAT_ACCESS_RECHECK = env_number("CHAT_ACCESS_RECHECK", 5, minimum=0.5)
+# Run each node's event loop (under Twisted's asyncio reactor) on uvloop.
+NODE_UVLOOP = env_bool("NODE_UVLOOP", True)
 # Largest WebSocket frame a client may send: a full CHAT_MAX_BODY of 4-byte characters
 # with room for the JSON around it, and far below what would let a client hog memory.
 WS_MAX_FRAME = env_int("WS_MAX_FRAME", 64 * 1024, minimum=1024)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=settings.NODE_PORT or 8001)
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        if settings.NODE_UVLOOP:
+            # Before daphne creates the loop it runs Twisted on.
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         # The reactor must be installed before anything imports twisted.internet.reactor.
         from chat.node import serve
         from project.asgi import application
