@@ -39,6 +39,7 @@ bench: setup
 	$(PY) bench/layers.py
 	$(PY) bench/recovery.py
 	$(PY) bench/ratelimit.py
+	$(PY) bench/perf.py
 
 clean:
 	rm -rf .run .local/test-db.sqlite3 test-output
