@@ -16,9 +16,10 @@ from chat import hub, metrics, protocol
 from chat.errors import BACKEND_DOWN, ChatError, unavailable
 from chat.flow import FLOW_EXTENSION, FlowControl, OutFrame
 from chat.hub import Hub, LocalSocket, Subscription, get_hub
+from chat.publisher import get_publisher
 from chat.services.access import Grant, access_auth_hash
 from chat.services.connections import connection_close, connection_open
-from chat.services.messages import message_frames_between, message_history, message_publish
+from chat.services.messages import PublishRequest, message_frames_between, message_history
 from chat.services.presence import presence_join, presence_leave, presence_list
 from chat.services.ratelimit import ratelimit_publish
 from chat.services.subscriptions import subscription_snapshot
@@ -230,8 +231,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def publish(self, command: protocol.Publish) -> None:
         await ratelimit_publish(user_id=self.user.pk)
         self.strikes = 0
-        posted = await database_sync_to_async(message_publish)(
-            slug=command.room, author=self.user, body=command.body, key=command.key
+        posted = await get_publisher().publish(
+            PublishRequest(slug=command.room, author=self.user, body=command.body, key=command.key)
         )
         # Stored means acked: the database is the record, and a peer that misses the
         # broadcast below reads the message back when it notices the gap.

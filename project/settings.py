@@ -74,7 +74,8 @@ ALLOWED_HOSTS = [
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
-    "daphne",
+    # Not "daphne": its app imports daphne.server, which creates the event loop Twisted runs
+    # on, before `runnode` can choose uvloop for it. `manage.py runnode` is the dev server.
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -221,6 +222,9 @@ CHAT_PUBLISH_BURST = env_int("CHAT_PUBLISH_BURST", 20, minimum=1)
 # it is closed with 1008. A client that honours retry_after never gets near it.
 CHAT_FLOOD_STRIKES = env_int("CHAT_FLOOD_STRIKES", 20, minimum=1)
 # Replaying more than this on reconnect is slower than reloading the room's history.
+# Most publishes one database transaction carries. A node writes its sockets' publishes
+# in batches (one lock and one commit each); a bound keeps a batch's ack wait short.
+CHAT_PUBLISH_BATCH = env_int("CHAT_PUBLISH_BATCH", 200, minimum=1)
 CHAT_RECOVERY_MAX = env_int("CHAT_RECOVERY_MAX", 1000, minimum=1)
 # A long message, not a file upload: about two pages of text.
 CHAT_MAX_BODY = env_int("CHAT_MAX_BODY", 4000, minimum=1)

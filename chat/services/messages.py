@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -12,7 +14,7 @@ from django.utils import timezone
 
 from chat import protocol
 from chat.errors import ChatError
-from chat.models import Message, Room
+from chat.models import SLUG_PATTERN, Membership, Message, Room
 from chat.services.rooms import room_resolve
 
 # C0/C1 controls other than tab and newline, and the bidi embedding, override and
@@ -89,6 +91,150 @@ def message_publish(*, slug: str, author: User, body: str, key: str | None = Non
     """Publish into the room `slug` on behalf of `author`, if they may."""
     room = room_resolve(slug=slug, user=author, create=True)
     return message_create(room=room, author=author, body=body, key=key)
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    slug: str
+    author: User
+    body: str
+    key: str | None = None
+
+
+def message_publish_batch(*, requests: Sequence[PublishRequest]) -> list[PostedMessage | ChatError]:
+    """Publish several messages under one write lock and one commit, each with its own outcome.
+
+    A node writes its sockets' publishes this way: the lock and the commit (an fsync on
+    SQLite, a round trip on PostgreSQL) are paid once per batch, not once per message. A
+    refused request (bad body, no such room, private) fails alone; the others go on.
+    """
+    outcomes: list[PostedMessage | ChatError | None] = [None] * len(requests)
+    bodies: dict[int, str] = {}
+    for i, request in enumerate(requests):
+        try:
+            if not re.match(SLUG_PATTERN, request.slug):
+                raise ChatError("bad_request", "a room name is 1 to 64 characters of a-z 0-9 - _")
+            bodies[i] = message_clean_body(body=request.body)
+        except ChatError as exc:
+            outcomes[i] = exc
+    rooms = _rooms_for(requests, outcomes)
+    fresh = _drop_repeats(requests, rooms, outcomes)
+    if fresh:
+        try:
+            _store(requests, rooms, bodies, fresh, outcomes)
+        except IntegrityError:
+            # The same idempotency key raced in from another node and won: redo this
+            # batch one message at a time, which finds the winner's copy.
+            for i in fresh:
+                try:
+                    outcomes[i] = message_publish(
+                        slug=requests[i].slug, author=requests[i].author, body=requests[i].body, key=requests[i].key
+                    )
+                except ChatError as exc:
+                    outcomes[i] = exc
+    return [o if o is not None else ChatError("internal", "not published") for o in outcomes]
+
+
+def _rooms_for(requests: Sequence[PublishRequest], outcomes: list[PostedMessage | ChatError | None]) -> dict[int, Room]:
+    """Each still-valid request's room, checked as `room_resolve` would, in two queries."""
+    wanted = {requests[i].slug for i, o in enumerate(outcomes) if o is None}
+    by_slug = {room.slug: room for room in Room.objects.filter(slug__in=wanted)}
+    private = [room.pk for room in by_slug.values() if room.is_private]
+    members: set[tuple[int, int]] = set()
+    if private:
+        users = {requests[i].author.pk for i, o in enumerate(outcomes) if o is None}
+        members = set(
+            Membership.objects.filter(room_id__in=private, user_id__in=users).values_list("room_id", "user_id")
+        )
+    rooms: dict[int, Room] = {}
+    for i, request in enumerate(requests):
+        if outcomes[i] is not None:
+            continue
+        room = by_slug.get(request.slug)
+        try:
+            if room is None or (room.is_private and (room.pk, request.author.pk) not in members):
+                # Rare: a room to create, or a refusal to word exactly as room_resolve does.
+                room = by_slug[request.slug] = room_resolve(slug=request.slug, user=request.author, create=True)
+            rooms[i] = room
+        except ChatError as exc:
+            outcomes[i] = exc
+    return rooms
+
+
+def _drop_repeats(
+    requests: Sequence[PublishRequest], rooms: dict[int, Room], outcomes: list[PostedMessage | ChatError | None]
+) -> list[int]:
+    """Answer requests whose idempotency key was stored before; the rest are to store."""
+    keyed: dict[tuple[int, int | None, str | None], int] = {
+        (rooms[i].pk, requests[i].author.pk, requests[i].key): i for i in rooms if requests[i].key is not None
+    }
+    if keyed:
+        earlier = Message.objects.filter(
+            room_id__in={room for room, _, _ in keyed}, client_key__in={key for _, _, key in keyed}
+        )
+        for message in earlier:
+            i = keyed.get((message.room_id, message.author_id, message.client_key))
+            if i is not None:
+                slug = requests[i].slug
+                outcomes[i] = PostedMessage(room=slug, seq=message.seq, frame=_frame_of(message, slug), created=False)
+    fresh, first_of_key = [], {}
+    for i in rooms:
+        if outcomes[i] is not None:
+            continue
+        key = (rooms[i].pk, requests[i].author.pk, requests[i].key)
+        if requests[i].key is not None and key in first_of_key:
+            continue  # a retry within the batch: answered with the first copy below
+        first_of_key[key] = i
+        fresh.append(i)
+    return fresh
+
+
+def _store(
+    requests: Sequence[PublishRequest],
+    rooms: dict[int, Room],
+    bodies: dict[int, str],
+    fresh: list[int],
+    outcomes: list[PostedMessage | ChatError | None],
+) -> None:
+    by_room: dict[int, list[int]] = defaultdict(list)
+    for i in fresh:
+        by_room[rooms[i].pk].append(i)
+    stored: dict[tuple[int, int, str | None], PostedMessage] = {}
+    with transaction.atomic():
+        messages = []
+        # Rooms in id order, so two nodes' batches lock shared rooms in the same order.
+        for room_id in sorted(by_room):
+            batch = by_room[room_id]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq",
+                    [len(batch), room_id],
+                )
+                (last,) = cursor.fetchone()
+            for seq, i in enumerate(batch, start=last - len(batch) + 1):
+                author = requests[i].author
+                messages.append(
+                    Message(
+                        room_id=room_id,
+                        seq=seq,
+                        author=author,
+                        author_name=author.get_username(),
+                        body=bodies[i],
+                        client_key=requests[i].key,
+                        created_at=timezone.now(),
+                    )
+                )
+        Message.objects.bulk_create(messages)
+    for message, i in zip(messages, [i for room_id in sorted(by_room) for i in by_room[room_id]], strict=True):
+        posted = PostedMessage(
+            room=requests[i].slug, seq=message.seq, frame=_frame_of(message, requests[i].slug), created=True
+        )
+        outcomes[i] = posted
+        stored[(rooms[i].pk, requests[i].author.pk, requests[i].key)] = posted
+    for i in rooms:
+        if outcomes[i] is None:  # a repeat of a key stored in this batch
+            first = stored[(rooms[i].pk, requests[i].author.pk, requests[i].key)]
+            outcomes[i] = PostedMessage(room=first.room, seq=first.seq, frame=first.frame, created=False)
 
 
 def message_frames_after(*, room: Room, after: int, upto: int | None = None) -> list[str]:

@@ -8,7 +8,14 @@ from django.test import override_settings
 
 from chat.errors import ChatError
 from chat.models import Membership, Message, Room
-from chat.services.messages import message_clean_body, message_history, message_publish
+from chat.services.messages import (
+    PostedMessage,
+    PublishRequest,
+    message_clean_body,
+    message_history,
+    message_publish,
+    message_publish_batch,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -83,3 +90,52 @@ def test_history_limit_is_capped(alice: User) -> None:
     for i in range(6):
         message_publish(slug="a", author=alice, body=f"m{i}")
     assert len(message_history(slug="a", user=alice, before=None, limit=100)) == 4
+
+
+def test_a_batch_stores_each_room_in_order_with_gapless_seqs(alice: User) -> None:
+    message_publish(slug="a", author=alice, body="before")
+    requests = [PublishRequest(slug=slug, author=alice, body=f"{slug}{i}") for i, slug in enumerate("abab")]
+    outcomes = message_publish_batch(requests=requests)
+    assert [(o.room, o.seq) for o in outcomes if isinstance(o, PostedMessage)] == [
+        ("a", 2),
+        ("b", 1),
+        ("a", 3),
+        ("b", 2),
+    ]
+    assert list(Message.objects.filter(room__slug="a").order_by("seq").values_list("body", flat=True)) == [
+        "before",
+        "a0",
+        "a2",
+    ]
+    assert Room.objects.get(slug="a").last_seq == 3
+
+
+def test_a_refused_request_fails_alone_in_its_batch(alice: User) -> None:
+    bob = User.objects.create_user("bob")
+    secret = Room.objects.create(slug="secret", is_private=True)
+    Membership.objects.create(room=secret, user=bob)
+    outcomes = message_publish_batch(
+        requests=[
+            PublishRequest(slug="a", author=alice, body="ok"),
+            PublishRequest(slug="a", author=alice, body="   "),
+            PublishRequest(slug="secret", author=alice, body="in"),
+            PublishRequest(slug="secret", author=bob, body="member"),
+            PublishRequest(slug="Bad Slug!", author=alice, body="x"),
+        ]
+    )
+    codes = [o.code if isinstance(o, ChatError) else o.seq for o in outcomes]
+    assert codes == [1, "bad_request", "forbidden", 1, "bad_request"]
+
+
+def test_a_key_repeated_within_a_batch_or_stored_before_is_stored_once(alice: User) -> None:
+    earlier = message_publish(slug="a", author=alice, body="once", key="k0")
+    outcomes = message_publish_batch(
+        requests=[
+            PublishRequest(slug="a", author=alice, body="retry", key="k0"),
+            PublishRequest(slug="a", author=alice, body="new", key="k1"),
+            PublishRequest(slug="a", author=alice, body="new", key="k1"),
+        ]
+    )
+    posted = [o for o in outcomes if isinstance(o, PostedMessage)]
+    assert [(p.seq, p.created) for p in posted] == [(earlier.seq, False), (2, True), (2, False)]
+    assert Message.objects.filter(room__slug="a").count() == 2
