@@ -21,7 +21,6 @@ from chat.services.access import Grant, access_auth_hash
 from chat.services.connections import connection_close, connection_open
 from chat.services.messages import PublishRequest, message_frames_between, message_history
 from chat.services.presence import presence_join, presence_leave, presence_list
-from chat.services.ratelimit import ratelimit_publish
 from chat.services.subscriptions import subscription_snapshot
 from chat.services.typing import typing_allowed
 
@@ -33,8 +32,6 @@ CLOSE_TOO_SLOW = 1013
 # The user already holds CHAT_MAX_SOCKETS_PER_USER sockets across the cluster.
 CLOSE_TOO_MANY = 4429
 CLOSE_INTERNAL = 1011
-# Seconds a broadcast may take after the ack; past it the tail check delivers the message.
-BROADCAST_TIMEOUT = 2.0
 # Close codes of a client that meant to go: 1000 normal, 1001 going away (tab closed).
 CLEAN_CLOSES = {1000, 1001}
 _conn_ids = itertools.count(1)
@@ -229,24 +226,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         sub.go_live(last_seq)
 
     async def publish(self, command: protocol.Publish) -> None:
-        await ratelimit_publish(user_id=self.user.pk)
-        self.strikes = 0
+        # Rate limit, storage and broadcast happen in the node's batches. Stored means
+        # acked: the database is the record, and a peer that misses the broadcast reads
+        # the message back when it notices the gap.
         posted = await get_publisher().publish(
             PublishRequest(slug=command.room, author=self.user, body=command.body, key=command.key)
         )
-        # Stored means acked: the database is the record, and a peer that misses the
-        # broadcast below reads the message back when it notices the gap.
+        self.strikes = 0
         self.reply({"type": "ack", "room": posted.room, "seq": posted.seq}, command.ref)
-        if posted.created:
-            metrics.MESSAGES_IN.inc()
-            try:
-                async with asyncio.timeout(BROADCAST_TIMEOUT):
-                    await hub.publish_message(posted.room, posted.seq, posted.frame)
-            except Exception as exc:
-                # Stored and acked: every node's tail check reads it from the database
-                # within a few seconds of Redis answering again.
-                metrics.REDIS_ERRORS.labels("broadcast").inc()
-                logger.warning("broadcast of %s#%d failed (%r); nodes will read it back", posted.room, posted.seq, exc)
 
     async def _leave(self, sub: Subscription, grace: float = 0) -> None:
         self.subs.pop(sub.room, None)

@@ -16,7 +16,8 @@ import random
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,36 @@ def _layer() -> BaseChannelLayer:
 
 
 async def publish_message(room: str, seq: int, text: str) -> None:
-    await _layer().group_send(room_group(room), {"type": EVENT_MESSAGE, "room": room, "seq": seq, "text": text})
+    await publish_messages([(room, seq, text)])
+
+
+async def publish_messages(messages: Sequence[tuple[str, int, str]]) -> None:
+    """Broadcast stored messages (room, seq, frame) to their rooms' groups, in one round trip per shard.
+
+    The same Redis messages as one `group_send` each (the layer's group channel and
+    serialisation), but pipelined: channels-redis sends every PUBLISH under its shard's
+    lock, one round trip at a time, which caps a node's broadcasts at one per round trip.
+    """
+    outer = _layer()
+    events = [{"type": EVENT_MESSAGE, "room": room, "seq": seq, "text": text} for room, seq, text in messages]
+    if not isinstance(outer, RedisPubSubChannelLayer):
+        for event in events:
+            await outer.group_send(room_group(str(event["room"])), event)
+        return
+    layer = outer._get_layer()
+    by_shard: dict[Any, list[tuple[str, bytes]]] = defaultdict(list)
+    for event in events:
+        channel = layer._get_group_channel_name(room_group(str(event["room"])))
+        by_shard[layer._get_shard(channel)].append((channel, outer.serialize(event)))
+    await asyncio.gather(*(_publish_pipelined(shard, items) for shard, items in by_shard.items()))
+
+
+async def _publish_pipelined(shard: Any, items: list[tuple[str, bytes]]) -> None:
+    shard._ensure_redis()
+    async with shard._redis.pipeline(transaction=False) as pipe:
+        for channel, payload in items:
+            pipe.publish(channel, payload)
+        await pipe.execute()
 
 
 async def publish_presence(room: str, joined: list[str], left: list[str], *, skip_user: str = "") -> None:

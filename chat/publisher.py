@@ -1,9 +1,11 @@
-"""A node's publishes, written to the database in batches by one writer at a time.
+"""A node's publishes, taken through rate limit, database and broadcast in batches.
 
-Every socket's `publish` waits here for its outcome. While one batch commits, the next
-gathers, so under load each commit carries many messages, and when idle a publish waits
-for no one (its batch is itself). One writer per node also keeps the node's own threads
-from queueing on the database's write lock.
+Every socket's `publish` waits here for its outcome. One batch at a time goes through
+three steps: one Redis call takes every publisher's rate-limit token, one database
+transaction stores the messages, one pipelined Redis write broadcasts them. While a
+batch is in flight the next one gathers, so under load each step carries many messages,
+and when idle a publish waits for no one (its batch is itself). One writer per node
+also keeps the node's own threads from queueing on the database's write lock.
 """
 
 from __future__ import annotations
@@ -14,19 +16,26 @@ import logging
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from chat import hub, metrics
 from chat.errors import ChatError
 from chat.services.messages import PostedMessage, PublishRequest, message_publish_batch
+from chat.services.ratelimit import ratelimit_publish_many, ratelimit_refusal
 
 logger = logging.getLogger(__name__)
+
+# Seconds a broadcast may take after the acks; past it the tail check delivers the messages.
+BROADCAST_TIMEOUT = 2.0
+
+Waiter = tuple[PublishRequest, "asyncio.Future[PostedMessage]"]
 
 
 class Publisher:
     def __init__(self) -> None:
-        self._waiting: list[tuple[PublishRequest, asyncio.Future[PostedMessage]]] = []
+        self._waiting: list[Waiter] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def publish(self, request: PublishRequest) -> PostedMessage:
-        """Store `request` with the next batch; raises its ChatError or the batch's failure."""
+        """Store and broadcast `request` with the next batch; raises its ChatError or the batch's failure."""
         done: asyncio.Future[PostedMessage] = asyncio.get_running_loop().create_future()
         self._waiting.append((request, done))
         if self._writer is None:
@@ -34,34 +43,69 @@ class Publisher:
         return await done
 
     async def _write(self) -> None:
-        batch: list[tuple[PublishRequest, asyncio.Future[PostedMessage]]] = []
+        batch: list[Waiter] = []
         try:
             while self._waiting:
                 batch = self._waiting[: settings.CHAT_PUBLISH_BATCH]
                 del self._waiting[: len(batch)]
                 try:
-                    outcomes = await database_sync_to_async(message_publish_batch)(requests=[r for r, _ in batch])
+                    stored = await self._store(await self._take_tokens(batch))
                 except Exception as exc:
-                    # The database is down or failed the whole batch: every publish in it
-                    # fails the same way (nothing was stored), the next batch tries again.
+                    # Redis or the database is down or failed the whole batch: every publish
+                    # still waiting fails the same way (nothing was stored); the next batch
+                    # tries again.
                     for _, done in batch:
                         if not done.done():
                             done.set_exception(exc)
                     continue
-                for (_, done), outcome in zip(batch, outcomes, strict=True):
-                    if done.done():
-                        continue  # its socket went away meanwhile
-                    if isinstance(outcome, ChatError):
-                        done.set_exception(outcome)
-                    else:
-                        done.set_result(outcome)
                 batch = []
+                if stored:
+                    await self._broadcast(stored)
         finally:
             self._writer = None
             for _, done in [*batch, *self._waiting]:
                 if not done.done():
                     done.set_exception(ChatError("unavailable", "the node is stopping; retry"))
             self._waiting = []
+
+    async def _take_tokens(self, batch: list[Waiter]) -> list[Waiter]:
+        waits = await ratelimit_publish_many(user_ids=[request.author.pk for request, _ in batch])
+        allowed = []
+        for (request, done), wait in zip(batch, waits, strict=True):
+            if wait > 0:
+                if not done.done():
+                    done.set_exception(ratelimit_refusal(wait=wait))
+            else:
+                allowed.append((request, done))
+        return allowed
+
+    async def _store(self, batch: list[Waiter]) -> list[PostedMessage]:
+        """Store the batch; each waiter learns its outcome (the ack) before the broadcast."""
+        if not batch:
+            return []
+        outcomes = await database_sync_to_async(message_publish_batch)(requests=[r for r, _ in batch])
+        stored = []
+        for (_, done), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, ChatError):
+                if not done.done():
+                    done.set_exception(outcome)
+                continue
+            if not done.done():  # else its socket went away; the message is stored all the same
+                done.set_result(outcome)
+            if outcome.created:
+                stored.append(outcome)
+        metrics.MESSAGES_IN.inc(len(stored))
+        return stored
+
+    async def _broadcast(self, stored: list[PostedMessage]) -> None:
+        try:
+            async with asyncio.timeout(BROADCAST_TIMEOUT):
+                await hub.publish_messages([(p.room, p.seq, p.frame) for p in stored])
+        except Exception as exc:
+            # Stored and acked: every node's tail check reads them from the database
+            # within a few seconds of Redis answering again.
+            metrics.REDIS_ERRORS.labels("broadcast").inc()
+            logger.warning("broadcast of %d messages failed (%r); nodes will read them back", len(stored), exc)
 
 
 _publisher: Publisher | None = None

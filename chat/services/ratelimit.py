@@ -3,38 +3,53 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from django.conf import settings
 
 from chat.errors import ChatError
 from chat.redis import get_script
 
-# One round trip per publish. Returns 0 when a token was taken, else the seconds until
-# one is available. The key expires once the bucket would be full again.
+# One round trip for any number of publishes: each KEYS entry takes one token from its
+# bucket in turn (a user may appear several times). Returns, per entry, 0 when a token
+# was taken, else the seconds until one is available. A key expires once its bucket
+# would be full again.
 _TAKE = """
-local key, rate, burst, now = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local state = redis.call('HMGET', key, 'tokens', 'at')
-local tokens, at = tonumber(state[1]), tonumber(state[2])
-if tokens == nil then tokens, at = burst, now end
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
-redis.call('HSET', key, 'tokens', tokens, 'at', now)
-redis.call('PEXPIRE', key, math.ceil((burst - tokens) / rate * 1000) + 1000)
-return tostring(wait)
+local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local waits = {}
+for i, key in ipairs(KEYS) do
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens, at = tonumber(state[1]), tonumber(state[2])
+  if tokens == nil then tokens, at = burst, now end
+  tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+  local wait = 0
+  if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+  redis.call('HSET', key, 'tokens', tokens, 'at', now)
+  redis.call('PEXPIRE', key, math.ceil((burst - tokens) / rate * 1000) + 1000)
+  waits[i] = tostring(wait)
+end
+return waits
 """
+
+
+async def ratelimit_publish_many(*, user_ids: Sequence[int]) -> list[float]:
+    """Take one publish token per entry of `user_ids`: per entry, 0 if taken, else seconds to wait."""
+    if not settings.CHAT_PUBLISH_RATE or not user_ids:
+        return [0.0] * len(user_ids)
+    script = get_script(_TAKE)
+    waits = await script(
+        keys=[f"chat:rate:publish:{user_id}" for user_id in user_ids],
+        args=[settings.CHAT_PUBLISH_RATE, settings.CHAT_PUBLISH_BURST, time.time()],
+    )
+    return [float(wait) for wait in waits]
+
+
+def ratelimit_refusal(*, wait: float) -> ChatError:
+    return ChatError("rate_limited", "too many messages; slow down", retry_after=round(wait, 3))
 
 
 async def ratelimit_publish(*, user_id: int) -> None:
     """Take one publish token for `user_id`, or raise `rate_limited` with a retry-after."""
-    if not settings.CHAT_PUBLISH_RATE:
-        return
-    script = get_script(_TAKE)
-    wait = float(
-        await script(
-            keys=[f"chat:rate:publish:{user_id}"],
-            args=[settings.CHAT_PUBLISH_RATE, settings.CHAT_PUBLISH_BURST, time.time()],
-        )
-    )
+    (wait,) = await ratelimit_publish_many(user_ids=[user_id])
     if wait > 0:
-        raise ChatError("rate_limited", "too many messages; slow down", retry_after=round(wait, 3))
+        raise ratelimit_refusal(wait=wait)

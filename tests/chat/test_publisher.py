@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -29,7 +30,8 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sizes
 
 
-async def test_concurrent_publishes_share_batches_and_keep_their_order(batches: list[int]) -> None:
+async def test_concurrent_publishes_share_batches_and_keep_their_order(batches: list[int], settings: Any) -> None:
+    settings.CHAT_PUBLISH_RATE = 0
     alice = await sync_to_async(User.objects.create_user)("alice")
     publisher = Publisher()
     posted = await asyncio.gather(
@@ -50,3 +52,16 @@ async def test_a_refusal_reaches_only_its_own_publisher(batches: list[int]) -> N
     )
     assert not isinstance(good, BaseException) and good.seq == 1
     assert isinstance(bad, ChatError) and bad.code == "bad_request"
+
+
+async def test_publishes_past_the_users_budget_are_refused_within_the_batch(batches: list[int], settings: Any) -> None:
+    settings.CHAT_PUBLISH_RATE, settings.CHAT_PUBLISH_BURST = 1, 3
+    alice = await sync_to_async(User.objects.create_user)("alice")
+    publisher = Publisher()
+    outcomes = await asyncio.gather(
+        *(publisher.publish(PublishRequest(slug="a", author=alice, body=f"m{i}")) for i in range(5)),
+        return_exceptions=True,
+    )
+    refused = [o for o in outcomes if isinstance(o, ChatError)]
+    assert len(refused) == 2 and all(e.code == "rate_limited" and e.retry_after for e in refused)
+    assert sum(batches) == 3
