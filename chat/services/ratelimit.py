@@ -6,8 +6,9 @@ import time
 
 from django.conf import settings
 
+from chat import metrics
 from chat.errors import ChatError
-from chat.redis import get_script
+from chat.redis import get_script, user_shard
 
 # One round trip per publish. Returns 0 when a token was taken, else the seconds until
 # one is available. The key expires once the bucket would be full again.
@@ -29,7 +30,8 @@ async def ratelimit_publish(*, user_id: int) -> None:
     """Take one publish token for `user_id`, or raise `rate_limited` with a retry-after."""
     if not settings.CHAT_PUBLISH_RATE:
         return
-    script = get_script(_TAKE)
+    # On the user's shard: one user's publishes share one bucket whichever node takes them.
+    script = get_script(_TAKE, user_shard(user_id))
     wait = float(
         await script(
             keys=[f"chat:rate:publish:{user_id}"],
@@ -37,4 +39,5 @@ async def ratelimit_publish(*, user_id: int) -> None:
         )
     )
     if wait > 0:
+        metrics.RATE_LIMITED.inc()
         raise ChatError("rate_limited", "too many messages; slow down", retry_after=round(wait, 3))
