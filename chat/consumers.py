@@ -240,7 +240,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             metrics.MESSAGES_IN.inc()
             try:
                 async with asyncio.timeout(BROADCAST_TIMEOUT):
-                    await hub.publish_message(posted.room, posted.seq, posted.frame)
+                    await hub.publish_message(posted.room, posted.seq, posted.frame, ts=posted.ts)
             except Exception as exc:
                 # Stored and acked: every node's tail check reads it from the database
                 # within a few seconds of Redis answering again.
@@ -287,6 +287,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # it reconnects and recovers what it missed with `since`.
             logger.info("closing %s (%s): %d frames waiting", self.conn_id, self.user_name, len(self.outbox))
             metrics.SLOW_CLOSES.inc()
+            metrics.SEND_QUEUE_DROPS.inc(len(self.outbox) + 1)
             self.closing = True
             self.outbox.clear()
             self._closer = asyncio.create_task(self.close(code=CLOSE_TOO_SLOW))

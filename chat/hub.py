@@ -27,7 +27,7 @@ from django.conf import settings
 
 from chat import metrics, protocol
 from chat.flow import OutFrame
-from chat.redis import get_redis
+from chat.redis import all_redis
 from chat.services.access import Grant, access_review
 from chat.services.connections import connection_heartbeat
 from chat.services.messages import message_frames_between, message_last_seqs
@@ -71,8 +71,10 @@ def _layer() -> BaseChannelLayer:
     return layer
 
 
-async def publish_message(room: str, seq: int, text: str) -> None:
-    await _layer().group_send(room_group(room), {"type": EVENT_MESSAGE, "room": room, "seq": seq, "text": text})
+async def publish_message(room: str, seq: int, text: str, *, ts: float | None = None) -> None:
+    """`ts`: the message's creation time, for chat_publish_to_deliver_seconds (default: now)."""
+    event = {"type": EVENT_MESSAGE, "room": room, "seq": seq, "text": text, "ts": ts or time.time()}
+    await _layer().group_send(room_group(room), event)
 
 
 async def publish_presence(room: str, joined: list[str], left: list[str], *, skip_user: str = "") -> None:
@@ -208,6 +210,7 @@ class Hub:
         await self.layer.group_add(CONTROL_GROUP, self.channel)
         self.epoch = await self._read_epoch()
         await self._register()
+        metrics.PRESENCE_ENTRIES.set_function(lambda: sum(len(feed.subs) for feed in self.feeds.values()))
         for loop in (self._heartbeat_loop, self._sweep_loop, self._watch_loop, self._access_loop):
             self._tasks.append(asyncio.create_task(loop()))
 
@@ -343,6 +346,7 @@ class Hub:
             seq = int(event["seq"])
             if feed.head is not None and seq <= feed.head:
                 return
+            metrics.PUBLISH_TO_DELIVER.observe(max(0.0, time.time() - event.get("ts", time.time())))
             feed.early[seq] = event["text"]
             self._advance(feed)
         elif kind == EVENT_PRESENCE:
@@ -369,6 +373,8 @@ class Hub:
             if sub.user != skip_user and sub.offer(seq, frame):
                 sent += 1
         metrics.FRAMES_OUT.inc(sent)
+        if seq is not None:
+            metrics.MESSAGES_DELIVERED.inc(sent)
 
     async def _repair(self, feed: RoomFeed) -> None:
         """Fill a seq gap: wait for stragglers, then read what is still missing."""
@@ -422,9 +428,13 @@ class Hub:
                 logger.warning("tail check failed: %r", exc)
 
     async def _read_epoch(self) -> str:
-        redis = get_redis()
-        await redis.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
-        return str(await redis.get(EPOCH_KEY))
+        """Every shard's epoch, joined: one shard that lost its data changes the whole."""
+
+        async def one(redis: Any) -> str:
+            await redis.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
+            return str(await redis.get(EPOCH_KEY))
+
+        return ",".join(await asyncio.gather(*(one(redis) for redis in all_redis())))
 
     async def _check_redis(self) -> None:
         if self._probe_sent > self._probe_seen and time.monotonic() - self._probe_sent_at > PROBE_TIMEOUT:

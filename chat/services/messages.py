@@ -28,6 +28,8 @@ class PostedMessage:
     frame: str
     # False when an idempotency key matched an earlier publish: nothing new was stored.
     created: bool
+    # The message's creation time (Unix seconds): nodes measure publish-to-deliver from it.
+    ts: float = 0.0
 
 
 def message_clean_body(*, body: str) -> str:
@@ -82,7 +84,9 @@ def message_create(*, room: Room, author: User, body: str, key: str | None = Non
         # The same key raced in from another connection and won.
         existing = Message.objects.get(room=room, author=author, client_key=key)
         return PostedMessage(room=room.slug, seq=existing.seq, frame=_frame_of(existing, room.slug), created=False)
-    return PostedMessage(room=room.slug, seq=seq, frame=_frame_of(message, room.slug), created=True)
+    return PostedMessage(
+        room=room.slug, seq=seq, frame=_frame_of(message, room.slug), created=True, ts=message.created_at.timestamp()
+    )
 
 
 def message_publish(*, slug: str, author: User, body: str, key: str | None = None) -> PostedMessage:
