@@ -38,8 +38,10 @@ class ContextFilter(logging.Filter):
         clean = redact(message)
         if clean != message:
             record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_info:
+            # Both formatters print exc_text when exc_info is gone: only the redacted copy stays.
+            record.exc_text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
