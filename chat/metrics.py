@@ -33,3 +33,7 @@ RATE_LIMITED = Counter("chat_rate_limited", "Publishes refused by the per-user r
 SEND_QUEUE_DROPS = Counter(
     "chat_send_queue_drops", "Frames dropped with a socket closed for falling SEND_QUEUE_MAX frames behind"
 )
+
+# Show every Redis error site at 0 from the start, so a rate() over them is defined.
+for _where in ("watchdog", "broadcast", "heartbeat", "sweep"):
+    REDIS_ERRORS.labels(_where)
