@@ -47,6 +47,15 @@ def sharded(tmp_path_factory: pytest.TempPathFactory, shards: list[RedisServer])
     running.stop()
 
 
+USERS = ["sh-reader", "sh-writer", "shr-f1", "shr-f2", "shr-f3", "shr-f4", "shr-p1", "shr-p2"]
+
+
+@pytest.fixture(scope="module")
+def tokens(sharded: RunningCluster) -> dict[str, str]:
+    """Every user's token from one `chat_token` run (each run costs a Django start)."""
+    return dict(zip(USERS, sharded.tokens(*USERS), strict=True))
+
+
 def group_channel(room: str) -> str:
     return f"asgi__group__chat.room.{room}"
 
@@ -67,10 +76,10 @@ def test_runcluster_starts_one_private_redis_per_shard(tmp_path_factory: pytest.
 
 
 async def test_messages_cross_nodes_in_rooms_on_either_shard(
-    sharded: RunningCluster, shards: list[RedisServer]
+    sharded: RunningCluster, shards: list[RedisServer], tokens: dict[str, str]
 ) -> None:
     rooms = [room_on(0), room_on(1)]
-    tr, tp = sharded.tokens("sh-reader", "sh-writer")
+    tr, tp = tokens["sh-reader"], tokens["sh-writer"]
     reader = await Client.open(sharded.node_port(0), tr)
     writer = await Client.open(sharded.node_port(1), tp)
     for r in rooms:
@@ -90,13 +99,13 @@ async def test_messages_cross_nodes_in_rooms_on_either_shard(
 
 
 async def test_one_shard_restarting_empty_recovers_like_a_single_redis(
-    sharded: RunningCluster, shards: list[RedisServer]
+    sharded: RunningCluster, shards: list[RedisServer], tokens: dict[str, str]
 ) -> None:
     broken, steady = room_on(0), room_on(1)
     ports = [sharded.node_port(0), sharded.node_port(1)]
-    tokens = sharded.tokens("shr-f1", "shr-f2", "shr-f3", "shr-f4", "shr-p1", "shr-p2")
-    followers = [Follower(f"f{i}", tokens[i], [ports[i % 2]], [broken, steady][i // 2]) for i in range(4)]
-    publishers = [Publisher(f"p{i}", tokens[4 + i], [ports[1 - i]], [broken, steady][i], interval=0.03) for i in (0, 1)]
+    rooms = [broken, steady]
+    followers = [Follower(f"f{i}", tokens[f"shr-f{i + 1}"], [ports[i % 2]], rooms[i // 2]) for i in range(4)]
+    publishers = [Publisher(f"p{i}", tokens[f"shr-p{i + 1}"], [ports[1 - i]], rooms[i], interval=0.03) for i in (0, 1)]
     traffic = await Traffic.start(followers, publishers)
     await wait_for(lambda: all(len(p.acked) >= 10 for p in publishers), 15, "traffic before the restart")
     shards[0].shutdown_nosave()
