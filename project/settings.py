@@ -189,27 +189,27 @@ REDIS_URLS = [u.strip() for u in env_str("REDIS_URL", "redis://127.0.0.1:6379/0"
 if not REDIS_URLS:
     raise ImproperlyConfigured("REDIS_URL is empty: give one redis:// URL, or several separated by commas")
 REDIS_URL = REDIS_URLS[0]
+
+
+def _sentinel(address: str) -> tuple[str, int]:
+    host, _, port = address.strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise ImproperlyConfigured(f"REDIS_SENTINELS entry {address!r}: write host:port (Sentinel's port is 26379)")
+    return host, int(port)
+
+
 # Sentinel instead of fixed addresses: REDIS_SENTINELS=host:port,host:port and
 # REDIS_MASTER_NAME=name (several names, comma-separated, make one shard each). The
 # nodes then ask the sentinels for each shard's current master, so a failover needs no
 # redeploy. REDIS_URL is ignored while REDIS_SENTINELS is set, except for its database
 # number and password, which apply to every master.
-REDIS_SENTINELS = [
-    (host.strip(), int(port))
-    for host, _, port in (s.rpartition(":") for s in env_str("REDIS_SENTINELS", "").split(",") if s.strip())
-]
+REDIS_SENTINELS = [_sentinel(a) for a in env_str("REDIS_SENTINELS", "").split(",") if a.strip()]
 REDIS_MASTER_NAMES = [n.strip() for n in env_str("REDIS_MASTER_NAME", "").split(",") if n.strip()]
 if REDIS_SENTINELS and not REDIS_MASTER_NAMES:
     raise ImproperlyConfigured("REDIS_SENTINELS is set but REDIS_MASTER_NAME is not: name the monitored master(s)")
 # runcluster only: how many private Redis instances it starts when REDIS_URL is unset.
 # One is enough on a laptop; more exercise sharding the way a large deployment runs it.
 REDIS_SHARDS = env_int("REDIS_SHARDS", 1, minimum=1, maximum=16)
-NODE_PORT = env_int("NODE_PORT", 0)
-NODE_ID = env_str("NODE_ID", f"{socket.gethostname()}:{NODE_PORT or os.getpid()}")
-
-# pubsub: Redis PUBLISH/SUBSCRIBE, never drops, one Redis channel per group.
-# core: RedisChannelLayer, lists with a capacity, drops silently when full.
-# docs/architecture.md gives the measurements behind the default.
 
 
 def _layer_hosts() -> list[str | dict[str, object]]:
@@ -225,7 +225,12 @@ def _layer_hosts() -> list[str | dict[str, object]]:
 
 # The channel layer's `hosts`, one per shard, in the order our own clients use them.
 REDIS_LAYER_HOSTS = _layer_hosts()
+NODE_PORT = env_int("NODE_PORT", 0)
+NODE_ID = env_str("NODE_ID", f"{socket.gethostname()}:{NODE_PORT or os.getpid()}")
 
+# pubsub: Redis PUBLISH/SUBSCRIBE, never drops, one Redis channel per group.
+# core: RedisChannelLayer, lists with a capacity, drops silently when full.
+# docs/architecture.md gives the measurements behind the default.
 CHANNEL_LAYER_BACKEND = env_str("CHANNEL_LAYER", "pubsub")
 _LAYER_BACKENDS = {
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",

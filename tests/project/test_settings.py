@@ -82,3 +82,8 @@ def test_log_format_is_json_or_text(tmp_path: Path) -> None:
     # Not a terminal here: JSON lines by default.
     assert settings_value(tmp_path, "s.LOG_FORMAT").stdout.strip() == "'json'"
     assert "LOG_FORMAT" in settings_value(tmp_path, "s.LOG_FORMAT", LOG_FORMAT="xml").stderr
+
+
+def test_a_sentinel_address_without_a_port_refuses_to_start(tmp_path: Path) -> None:
+    result = settings_value(tmp_path, "s.REDIS_SENTINELS", REDIS_SENTINELS="sentinel-a", REDIS_MASTER_NAME="chat")
+    assert result.returncode != 0 and "host:port" in result.stderr
