@@ -38,11 +38,17 @@ async def test_traffic_moves_the_node_metrics(cluster: RunningCluster) -> None:
     for i in range(3):
         await writer.send(type="publish", room=room, body=f"m {i}", ref=f"p{i}")
     assert await reader.seqs(room, 3) == [1, 2, 3]
-    # The default budget is a burst of 20: the 21st publish in a row is refused.
+    # The default budget is a burst of 20 and 10/s. An empty body takes a token, then is
+    # refused without a write, so the flood outruns the refill whatever the database.
     flooder = await Client.open(cluster.node_port(1), flooder_token)
-    for i in range(21):
-        await flooder.send(type="publish", room=room, body="flood", ref=f"f{i}")
-    assert (await flooder.until(lambda f: f.get("ref") == "f20"))["code"] == "rate_limited"
+    attempts = 0
+    while True:
+        attempts += 1
+        assert attempts <= 200, "never rate limited"
+        await flooder.send(type="publish", room=room, body=" ", ref=f"f{attempts}")
+        answer = await flooder.until(lambda f, ref=f"f{attempts}": f.get("ref") == ref)
+        if answer.get("code") == "rate_limited":
+            break
     # Presence entries are read when scraped; the delivery counters move at fan-out.
     await wait_for(
         lambda: (
@@ -58,12 +64,12 @@ async def test_traffic_moves_the_node_metrics(cluster: RunningCluster) -> None:
 
     assert reading["chat_connections"] >= 1 and reading["chat_subscriptions"] >= 1
     assert reading["chat_rooms_active"] >= 1 and reading["chat_presence_entries"] >= 1
-    assert moved(writing, before[1], "chat_messages_published_total") >= 3 + 20
+    assert moved(writing, before[1], "chat_messages_published_total") >= 3
     assert moved(reading, before[0], "chat_messages_delivered_total") >= 3
     assert moved(reading, before[0], "chat_publish_to_deliver_seconds_count") >= 3
     assert 0 < moved(reading, before[0], "chat_publish_to_deliver_seconds_sum") < 3 * 5
     assert moved(writing, before[1], "chat_rate_limited_total") >= 1
-    assert moved(writing, before[1], "chat_frames_received_total{type=publish}") >= 24
+    assert moved(writing, before[1], "chat_frames_received_total{type=publish}") >= 3 + attempts
     assert reading["chat_draining"] == 0
     assert "chat_send_queue_drops_total" in reading and "chat_send_queue_closes_total" in reading
     for client in (reader, writer, flooder):
