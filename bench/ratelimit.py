@@ -89,6 +89,7 @@ def round_trips(calls: int) -> dict[str, float]:
                     raise
                 time.sleep(0.05)
         settings.REDIS_URL = url
+        settings.REDIS_URLS = settings.REDIS_LAYER_HOSTS = [url]
         settings.CHAT_PUBLISH_RATE, settings.CHAT_PUBLISH_BURST = 1e9, 10**9
         trips, executed, micros = asyncio.run(limiter_calls(calls))
         settings.CHAT_PUBLISH_RATE = 0

@@ -16,10 +16,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from chat import hub
+from chat import hub, metrics
 from chat.errors import BACKEND_DOWN, ChatError, unavailable
 from chat.protocol import Slug
-from chat.redis import get_redis
+from chat.redis import all_redis
 from chat.services.apikeys import apikey_user
 from chat.services.messages import message_history, message_publish
 from chat.services.ratelimit import ratelimit_publish
@@ -108,8 +108,9 @@ async def room_messages_view(request: HttpRequest, slug: str) -> JsonResponse:
             await ratelimit_publish(user_id=author.pk)
             posted = await sync_to_async(message_publish)(slug=slug, author=author, body=publish.body, key=publish.key)
             if posted.created:
+                metrics.MESSAGES_IN.inc()
                 try:
-                    await hub.publish_message(posted.room, posted.seq, posted.frame)
+                    await hub.publish_message(posted.room, posted.seq, posted.frame, ts=posted.ts)
                 except BACKEND_DOWN as exc:
                     # Stored: the nodes' tail checks deliver it once Redis answers.
                     logger.warning("broadcast of %s#%d failed (%r)", posted.room, posted.seq, exc)
@@ -178,10 +179,11 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     problems = []
     if hub.draining():
         problems.append("draining")
-    try:
-        await get_redis().ping()
-    except Exception as exc:
-        problems.append(f"redis: {type(exc).__name__}")
+    for shard, client in enumerate(all_redis()):
+        try:
+            await client.ping()
+        except Exception as exc:
+            problems.append(f"redis shard {shard}: {type(exc).__name__}")
     if not await sync_to_async(_database_answers)():
         problems.append("database")
     if problems:

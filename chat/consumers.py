@@ -275,6 +275,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # it reconnects and recovers what it missed with `since`.
             logger.info("closing %s (%s): %d frames waiting", self.conn_id, self.user_name, len(self.outbox))
             metrics.SLOW_CLOSES.inc()
+            metrics.SEND_QUEUE_DROPS.inc(len(self.outbox) + 1)
             self.closing = True
             self.outbox.clear()
             self._closer = asyncio.create_task(self.close(code=CLOSE_TOO_SLOW))

@@ -28,7 +28,7 @@ from django.conf import settings
 
 from chat import metrics, protocol
 from chat.flow import OutFrame
-from chat.redis import get_redis
+from chat.redis import all_redis
 from chat.services.access import Grant, access_review
 from chat.services.connections import connection_heartbeat
 from chat.services.messages import message_frames_between, message_last_seqs
@@ -72,19 +72,22 @@ def _layer() -> BaseChannelLayer:
     return layer
 
 
-async def publish_message(room: str, seq: int, text: str) -> None:
-    await publish_messages([(room, seq, text)])
+async def publish_message(room: str, seq: int, text: str, *, ts: float | None = None) -> None:
+    """`ts`: the message's creation time, for chat_publish_to_deliver_seconds (default: now)."""
+    await publish_messages([(room, seq, text, ts or time.time())])
 
 
-async def publish_messages(messages: Sequence[tuple[str, int, str]]) -> None:
-    """Broadcast stored messages (room, seq, frame) to their rooms' groups, in one round trip per shard.
+async def publish_messages(messages: Sequence[tuple[str, int, str, float]]) -> None:
+    """Broadcast stored messages (room, seq, frame, creation time) to their rooms' groups, in one round trip per shard.
 
     The same Redis messages as one `group_send` each (the layer's group channel and
     serialisation), but pipelined: channels-redis sends every PUBLISH under its shard's
     lock, one round trip at a time, which caps a node's broadcasts at one per round trip.
     """
     outer = _layer()
-    events = [{"type": EVENT_MESSAGE, "room": room, "seq": seq, "text": text} for room, seq, text in messages]
+    events = [
+        {"type": EVENT_MESSAGE, "room": room, "seq": seq, "text": text, "ts": ts} for room, seq, text, ts in messages
+    ]
     if not isinstance(outer, RedisPubSubChannelLayer):
         for event in events:
             await outer.group_send(room_group(str(event["room"])), event)
@@ -238,6 +241,7 @@ class Hub:
         await self.layer.group_add(CONTROL_GROUP, self.channel)
         self.epoch = await self._read_epoch()
         await self._register()
+        metrics.PRESENCE_ENTRIES.set_function(lambda: sum(len(feed.subs) for feed in self.feeds.values()))
         for loop in (self._heartbeat_loop, self._sweep_loop, self._watch_loop, self._access_loop):
             self._tasks.append(asyncio.create_task(loop()))
 
@@ -373,6 +377,7 @@ class Hub:
             seq = int(event["seq"])
             if feed.head is not None and seq <= feed.head:
                 return
+            metrics.PUBLISH_TO_DELIVER.observe(max(0.0, time.time() - event.get("ts", time.time())))
             feed.early[seq] = event["text"]
             self._advance(feed)
         elif kind == EVENT_PRESENCE:
@@ -399,6 +404,8 @@ class Hub:
             if sub.user != skip_user and sub.offer(seq, frame):
                 sent += 1
         metrics.FRAMES_OUT.inc(sent)
+        if seq is not None:
+            metrics.MESSAGES_DELIVERED.inc(sent)
 
     async def _repair(self, feed: RoomFeed) -> None:
         """Fill a seq gap: wait for stragglers, then read what is still missing."""
@@ -452,9 +459,13 @@ class Hub:
                 logger.warning("tail check failed: %r", exc)
 
     async def _read_epoch(self) -> str:
-        redis = get_redis()
-        await redis.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
-        return str(await redis.get(EPOCH_KEY))
+        """Every shard's epoch, joined: one shard that lost its data changes the whole."""
+
+        async def one(redis: Any) -> str:
+            await redis.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
+            return str(await redis.get(EPOCH_KEY))
+
+        return ",".join(await asyncio.gather(*(one(redis) for redis in all_redis())))
 
     async def _check_redis(self) -> None:
         if self._probe_sent > self._probe_seen and time.monotonic() - self._probe_sent_at > PROBE_TIMEOUT:

@@ -100,7 +100,7 @@ class Publisher:
     async def _broadcast(self, stored: list[PostedMessage]) -> None:
         try:
             async with asyncio.timeout(BROADCAST_TIMEOUT):
-                await hub.publish_messages([(p.room, p.seq, p.frame) for p in stored])
+                await hub.publish_messages([(p.room, p.seq, p.frame, p.ts) for p in stored])
         except Exception as exc:
             # Stored and acked: every node's tail check reads them from the database
             # within a few seconds of Redis answering again.

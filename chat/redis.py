@@ -1,41 +1,89 @@
-"""The node's asyncio Redis client for presence, rate limits and the node registry."""
+"""The node's asyncio Redis clients for presence, rate limits and the node registry.
+
+`REDIS_URL` may name several independent Redis instances (shards). The channel layer puts
+each group on the shard `_consistent_hash(name)` picks, and our keys follow the same rule,
+so everything about one room (its pub/sub channel, presence, typing throttles) lives on one
+shard and everything about one user (rate bucket, socket count) on one shard. The node
+registry and the cluster-wide figures are tiny and live on shard 0.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from typing import Any
 
 import redis.asyncio as aioredis
+from channels_redis.utils import _consistent_hash
 from django.conf import settings
+from redis.asyncio.sentinel import Sentinel
 from redis.commands.core import AsyncScript
 
-# One client per event loop: test runners and management commands each bring their own.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+# The name channels-redis gives a group's pub/sub channel: `<prefix>__group__<group>`
+# with the layer's default prefix. A room's keys hash this same name, so they land on
+# the shard that carries the room's broadcasts (tests/chat/test_redis.py checks it).
+_GROUP_CHANNEL = "asgi__group__chat.room.{room}"
+
+# Fail fast when Redis is gone: a publish should answer `unavailable` within a second
+# or two, not hang on a dead connection.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "health_check_interval": 10,
+}
+
+# Clients per event loop, one per shard: test runners and management commands each
+# bring their own loop.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[aioredis.Redis]] = weakref.WeakKeyDictionary()
 
 
-def get_redis() -> aioredis.Redis:
+def shard_count() -> int:
+    return len(settings.REDIS_LAYER_HOSTS)
+
+
+def shard_of(name: str) -> int:
+    """The shard channels-redis uses for a channel or group channel called `name`."""
+    return int(_consistent_hash(name, shard_count()))
+
+
+def room_shard(room: str) -> int:
+    """The shard of a room's group, and so of its presence and typing keys."""
+    return shard_of(_GROUP_CHANNEL.format(room=room))
+
+
+def user_shard(user_id: int) -> int:
+    """The shard of a user's rate bucket and socket count."""
+    return shard_of(f"user:{user_id}")
+
+
+def _connect(host: str | dict[str, Any]) -> aioredis.Redis:
+    if isinstance(host, str):
+        return aioredis.Redis.from_url(host, **_CLIENT_OPTIONS)
+    options = {k: v for k, v in host.items() if k not in ("sentinels", "master_name")}
+    sentinel = Sentinel(host["sentinels"], socket_timeout=2, socket_connect_timeout=2)
+    return sentinel.master_for(host["master_name"], **_CLIENT_OPTIONS, **options)
+
+
+def all_redis() -> list[aioredis.Redis]:
+    """This loop's client of every shard, in shard order."""
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = aioredis.Redis.from_url(
-            settings.REDIS_URL,
-            decode_responses=True,
-            # Fail fast when Redis is gone: a publish should answer `unavailable`
-            # within a second or two, not hang on a dead connection.
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            health_check_interval=10,
-        )
-        _clients[loop] = client
-    return client
+    clients = _clients.get(loop)
+    if clients is None:
+        clients = _clients[loop] = [_connect(host) for host in settings.REDIS_LAYER_HOSTS]
+    return clients
+
+
+def get_redis(shard: int = 0) -> aioredis.Redis:
+    return all_redis()[shard]
 
 
 _scripts: weakref.WeakKeyDictionary[aioredis.Redis, dict[str, AsyncScript]] = weakref.WeakKeyDictionary()
 
 
-def get_script(source: str) -> AsyncScript:
-    """A Lua script bound to this loop's client, hashed once rather than on every call."""
-    client = get_redis()
+def get_script(source: str, shard: int = 0) -> AsyncScript:
+    """A Lua script bound to this loop's client of `shard`, hashed once rather than on every call."""
+    client = get_redis(shard)
     cache = _scripts.setdefault(client, {})
     script = cache.get(source)
     if script is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -182,7 +183,49 @@ LOGOUT_REDIRECT_URL = "login"
 
 # --- Cluster ---------------------------------------------------------------
 
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# One URL, or several separated by commas: independent Redis instances ("shards").
+# channels-redis spreads groups over them by a CRC32 hash of the name, and our own keys
+# follow the same hash (chat/redis.py). Redis Cluster is not supported by channels-redis.
+REDIS_URLS = [u.strip() for u in env_str("REDIS_URL", "redis://127.0.0.1:6379/0").split(",") if u.strip()]
+if not REDIS_URLS:
+    raise ImproperlyConfigured("REDIS_URL is empty: give one redis:// URL, or several separated by commas")
+REDIS_URL = REDIS_URLS[0]
+
+
+def _sentinel(address: str) -> tuple[str, int]:
+    host, _, port = address.strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise ImproperlyConfigured(f"REDIS_SENTINELS entry {address!r}: write host:port (Sentinel's port is 26379)")
+    return host, int(port)
+
+
+# Sentinel instead of fixed addresses: REDIS_SENTINELS=host:port,host:port and
+# REDIS_MASTER_NAME=name (several names, comma-separated, make one shard each). The
+# nodes then ask the sentinels for each shard's current master, so a failover needs no
+# redeploy. REDIS_URL is ignored while REDIS_SENTINELS is set, except for its database
+# number and password, which apply to every master.
+REDIS_SENTINELS = [_sentinel(a) for a in env_str("REDIS_SENTINELS", "").split(",") if a.strip()]
+REDIS_MASTER_NAMES = [n.strip() for n in env_str("REDIS_MASTER_NAME", "").split(",") if n.strip()]
+if REDIS_SENTINELS and not REDIS_MASTER_NAMES:
+    raise ImproperlyConfigured("REDIS_SENTINELS is set but REDIS_MASTER_NAME is not: name the monitored master(s)")
+# runcluster only: how many private Redis instances it starts when REDIS_URL is unset.
+# One is enough on a laptop; more exercise sharding the way a large deployment runs it.
+REDIS_SHARDS = env_int("REDIS_SHARDS", 1, minimum=1, maximum=16)
+
+
+def _layer_hosts() -> list[str | dict[str, object]]:
+    if not REDIS_SENTINELS:
+        return list(REDIS_URLS)
+    from urllib.parse import urlsplit
+
+    base = urlsplit(REDIS_URL)
+    db = int(base.path.strip("/") or 0)
+    extra: dict[str, object] = {"db": db} | ({"password": base.password} if base.password else {})
+    return [{"sentinels": REDIS_SENTINELS, "master_name": name, **extra} for name in REDIS_MASTER_NAMES]
+
+
+# The channel layer's `hosts`, one per shard, in the order our own clients use them.
+REDIS_LAYER_HOSTS = _layer_hosts()
 NODE_PORT = env_int("NODE_PORT", 0)
 NODE_ID = env_str("NODE_ID", f"{socket.gethostname()}:{NODE_PORT or os.getpid()}")
 
@@ -199,7 +242,7 @@ if CHANNEL_LAYER_BACKEND not in _LAYER_BACKENDS:
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": _LAYER_BACKENDS[CHANNEL_LAYER_BACKEND],
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": REDIS_LAYER_HOSTS},
     }
 }
 
@@ -263,11 +306,27 @@ WS_MAX_FRAME = env_int("WS_MAX_FRAME", 64 * 1024, minimum=1024)
 WS_PING_INTERVAL = env_number("WS_PING_INTERVAL", 20, minimum=1)
 WS_PING_TIMEOUT = env_number("WS_PING_TIMEOUT", 30, minimum=1)
 
+# json: one JSON object per line (python-json-logger) for log shippers; text: for people.
+# Default: text when stderr is a terminal (manage.py at a prompt), json otherwise (nodes
+# under runcluster/supervisord, containers), so production logs parse without a setting.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if sys.stderr.isatty() else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use json or text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s " + NODE_ID + " %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "chat.logs.ContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(node_id)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(node_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }

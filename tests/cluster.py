@@ -151,9 +151,19 @@ class RunningCluster:
 
 
 def start_cluster(
-    tmp: Path, *, nodes: int = 3, env: dict[str, str] | None = None, private_redis: bool = False
+    tmp: Path,
+    *,
+    nodes: int = 3,
+    env: dict[str, str] | None = None,
+    private_redis: bool = False,
+    redis_url: str | None = None,
 ) -> RunningCluster:
-    """`runcluster` on free ports; with `private_redis` it runs a Redis of its own to break."""
+    """`runcluster` on free ports; with `private_redis` it runs a Redis of its own to break.
+
+    `redis_url` (one URL or several, comma-separated) points the nodes at Redis servers
+    the test runs itself.
+    """
+    redis_url = redis_url or settings.REDIS_URL
     base = pick_base_port(nodes)
     run_dir = tmp / "run"
     full_env = dict(os.environ)
@@ -163,7 +173,7 @@ def start_cluster(
     if private_redis:
         full_env.pop("REDIS_URL", None)
     else:
-        full_env["REDIS_URL"] = settings.REDIS_URL
+        full_env["REDIS_URL"] = redis_url
     args = ["--nodes", str(nodes), "--port", str(base), "--run-dir", str(run_dir), "--redis-port", str(redis_port)]
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runcluster", *args],
@@ -176,7 +186,7 @@ def start_cluster(
     cluster = Cluster(
         nodes=nodes,
         port=base,
-        redis_url=None if private_redis else settings.REDIS_URL,
+        redis_url=None if private_redis else redis_url,
         run_dir=run_dir,
         redis_port=redis_port,
     )

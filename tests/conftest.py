@@ -61,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # event loop; persistent connections there would block dropping the test database.
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
     settings.REDIS_URL = url
+    settings.REDIS_URLS = settings.REDIS_LAYER_HOSTS = [url]
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [url]
     channel_layers.backends.clear()
     # Rate-limit buckets are keyed by user id, and ids repeat across test databases.

@@ -31,6 +31,8 @@ class PostedMessage:
     frame: str
     # False when an idempotency key matched an earlier publish: nothing new was stored.
     created: bool
+    # The message's creation time (Unix seconds): nodes measure publish-to-deliver from it.
+    ts: float = 0.0
 
 
 def message_clean_body(*, body: str) -> str:
@@ -85,7 +87,9 @@ def message_create(*, room: Room, author: User, body: str, key: str | None = Non
         # The same key raced in from another connection and won.
         existing = Message.objects.get(room=room, author=author, client_key=key)
         return PostedMessage(room=room.slug, seq=existing.seq, frame=_frame_of(existing, room.slug), created=False)
-    return PostedMessage(room=room.slug, seq=seq, frame=_frame_of(message, room.slug), created=True)
+    return PostedMessage(
+        room=room.slug, seq=seq, frame=_frame_of(message, room.slug), created=True, ts=message.created_at.timestamp()
+    )
 
 
 def message_publish(*, slug: str, author: User, body: str, key: str | None = None) -> PostedMessage:
@@ -229,7 +233,7 @@ def _store(
                 name = request.author.get_username()
                 rows += [room_id, seq, request.author.pk, name, bodies[i], request.key, stored_at]
                 frame = message_frame(room=request.slug, seq=seq, user=name, body=bodies[i], ts=ts)
-                posted[i] = PostedMessage(room=request.slug, seq=seq, frame=frame, created=True)
+                posted[i] = PostedMessage(room=request.slug, seq=seq, frame=frame, created=True, ts=now.timestamp())
         # One multi-row INSERT (bulk_create's SQL, without building a model per row).
         values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(posted))
         cursor.execute(

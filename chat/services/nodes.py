@@ -1,4 +1,10 @@
-"""The node registry: every live node, its address and figures, in Redis with expiry."""
+"""The node registry: every live node, its address and figures, in Redis with expiry.
+
+The registry is a few hundred bytes per node and is rewritten on every heartbeat, so it
+lives on shard 0 alone rather than spread: when shard 0 restarts empty the nodes are
+missing from it until their next heartbeat (at most PRESENCE_TTL / 3), or at once when
+the hub's watchdog restores.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chat.redis import get_redis
+from chat.redis import all_redis, get_redis
 
 NODES_KEY = "chat:nodes"
 
@@ -78,33 +84,42 @@ async def node_list() -> list[NodeInfo]:
 
 
 async def node_room_presence() -> dict[str, list[str]]:
-    """Online users per room, across the cluster (for the operator's view)."""
-    client = get_redis()
+    """Online users per room, across the cluster and every shard (for the operator's view)."""
     rooms: dict[str, list[str]] = {}
     now = time.time()
-    async for key in client.scan_iter(match="chat:presence:*", count=1000):
-        room = key.removeprefix("chat:presence:")
-        if "\n" in room or room == "due":
-            continue
-        users = await client.zrangebyscore(key, now, "+inf")
-        if users:
-            rooms[room] = sorted(str(user) for user in users)
+    for client in all_redis():
+        async for key in client.scan_iter(match="chat:presence:*", count=1000):
+            room = key.removeprefix("chat:presence:")
+            if "\n" in room or room == "due":
+                continue
+            users = await client.zrangebyscore(key, now, "+inf")
+            if users:
+                rooms[room] = sorted(str(user) for user in users)
     return dict(sorted(rooms.items()))
 
 
 async def node_redis_figures() -> dict[str, object]:
-    """Redis pub/sub and load figures from PUBSUB and INFO."""
-    client = get_redis()
-    channels = await client.pubsub_channels()
-    numsub = await client.pubsub_numsub(*channels[:200]) if channels else []
-    info = await client.info()
+    """Redis pub/sub and load figures from PUBSUB and INFO, summed over the shards."""
+    channels: list[str] = []
+    numsub: list[tuple[str, int]] = []
+    infos: list[dict[str, object]] = []
+    for client in all_redis():
+        names = [str(c) for c in await client.pubsub_channels()]
+        channels += names
+        numsub += [(str(c), int(n)) for c, n in (await client.pubsub_numsub(*names[:200]) if names else [])]
+        infos.append(await client.info())
+
+    def each(field: str) -> str:
+        return ", ".join(str(info.get(field)) for info in infos)
+
     return {
+        "shards": len(infos),
         "pubsub_channels": len(channels),
-        "pubsub_subscribers": sum(int(count) for _, count in numsub),
-        "top_channels": sorted(((str(c), int(n)) for c, n in numsub), key=lambda pair: -pair[1])[:20],
-        "connected_clients": info.get("connected_clients"),
-        "used_memory_human": info.get("used_memory_human"),
-        "instantaneous_ops_per_sec": info.get("instantaneous_ops_per_sec"),
-        "redis_version": info.get("redis_version"),
-        "uptime_in_seconds": info.get("uptime_in_seconds"),
+        "pubsub_subscribers": sum(count for _, count in numsub),
+        "top_channels": sorted(numsub, key=lambda pair: -pair[1])[:20],
+        "connected_clients": sum(int(str(info.get("connected_clients", 0))) for info in infos),
+        "used_memory_human": each("used_memory_human"),
+        "instantaneous_ops_per_sec": sum(int(str(info.get("instantaneous_ops_per_sec", 0))) for info in infos),
+        "redis_version": each("redis_version"),
+        "uptime_in_seconds": each("uptime_in_seconds"),
     }

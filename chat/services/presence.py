@@ -5,6 +5,10 @@ entries on a jittered heartbeat; any node's sweep removes entries whose node wen
 Each script runs atomically, so exactly one caller sees a user's join or leave and only
 that caller announces it.
 
+All keys of a room live on the room's shard (`room_shard`, the shard of its channel-layer
+group), so each script touches one Redis. Each shard has its own `due` set and is swept
+on its own.
+
 Keys (room slugs and usernames never contain a newline):
   chat:presence:<room>          user -> latest expiry of any of the user's connections
   chat:presence:<room>\\n<user>  connection -> expiry
@@ -13,12 +17,18 @@ Keys (room slugs and usernames never contain a newline):
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 from django.conf import settings
 
-from chat.redis import get_redis, get_script
+from chat import metrics
+from chat.redis import get_redis, get_script, room_shard, shard_count
+
+logger = logging.getLogger(__name__)
 
 _COMMON = """
 local function room_key(room) return 'chat:presence:' .. room end
@@ -119,15 +129,35 @@ def _split(entries: Iterable[str]) -> list[tuple[str, str]]:
 async def presence_join(*, room: str, user: str, conn: str) -> bool:
     """Hold `conn` in `room`; True when `user` just arrived there."""
     now = time.time()
-    script = get_script(_JOIN)
+    script = get_script(_JOIN, room_shard(room))
     return bool(await script(args=[room, user, conn, now + settings.PRESENCE_TTL, now]))
 
 
 async def presence_leave(*, room: str, user: str, conn: str, grace: float = 0) -> bool:
     """Release `conn`; True when that was `user`'s last connection in `room`."""
     now = time.time()
-    script = get_script(_LEAVE)
+    script = get_script(_LEAVE, room_shard(room))
     return bool(await script(args=[room, user, conn, now, now + grace if grace > 0 else 0]))
+
+
+async def _per_shard(where: str, calls: dict[int, Callable[[], Awaitable[Any]]]) -> list[Any]:
+    """Run one call per shard at once; a shard that fails is logged and left out.
+
+    One Redis restarting must not stop the others' heartbeats and sweeps: the hub's
+    watchdog restores that shard's entries once it answers again.
+    """
+    shards = list(calls)
+    results = await asyncio.gather(*(calls[shard]() for shard in shards), return_exceptions=True)
+    answered = []
+    for shard, result in zip(shards, results, strict=True):
+        if isinstance(result, asyncio.CancelledError):
+            raise result
+        if isinstance(result, BaseException):
+            metrics.REDIS_ERRORS.labels(where).inc()
+            logger.warning("presence %s on redis shard %d failed: %r", where, shard, result)
+        else:
+            answered.append(result)
+    return answered
 
 
 async def presence_heartbeat(*, entries: Sequence[tuple[str, str, str]]) -> list[tuple[str, str]]:
@@ -136,19 +166,28 @@ async def presence_heartbeat(*, entries: Sequence[tuple[str, str, str]]) -> list
         return []
     now = time.time()
     expiry = now + settings.PRESENCE_TTL
-    args: list[str | float] = [now]
+    args: dict[int, list[str | float]] = {}
     for room, user, conn in entries:
-        args += [room, user, conn, expiry]
-    script = get_script(_HEARTBEAT)
-    return _split(await script(args=args))
+        args.setdefault(room_shard(room), [now]).extend((room, user, conn, expiry))
+
+    def call(shard: int) -> Callable[[], Awaitable[Any]]:
+        return lambda: get_script(_HEARTBEAT, shard)(args=args[shard])
+
+    answers = await _per_shard("heartbeat", {shard: call(shard) for shard in args})
+    return [pair for answer in answers for pair in _split(answer)]
 
 
 async def presence_sweep() -> list[tuple[str, str]]:
-    """Remove users whose every connection expired; returns the (room, user) pairs that left."""
-    script = get_script(_SWEEP)
-    return _split(await script(args=[time.time(), SWEEP_BATCH]))
+    """Remove users whose every connection expired, on every shard; returns the (room, user) pairs that left."""
+    now = time.time()
+
+    def call(shard: int) -> Callable[[], Awaitable[Any]]:
+        return lambda: get_script(_SWEEP, shard)(args=[now, SWEEP_BATCH])
+
+    answers = await _per_shard("sweep", {shard: call(shard) for shard in range(shard_count())})
+    return [pair for answer in answers for pair in _split(answer)]
 
 
 async def presence_list(*, room: str) -> list[str]:
-    users = await get_redis().zrangebyscore(f"chat:presence:{room}", time.time(), "+inf")
+    users = await get_redis(room_shard(room)).zrangebyscore(f"chat:presence:{room}", time.time(), "+inf")
     return sorted(str(user) for user in users)

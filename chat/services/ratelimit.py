@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 
 from django.conf import settings
 
+from chat import metrics
 from chat.errors import ChatError
-from chat.redis import get_script
+from chat.redis import get_script, user_shard
 
 # One round trip for any number of publishes: each KEYS entry takes one token from its
 # bucket in turn (a user may appear several times). Returns, per entry, 0 when a token
@@ -36,12 +39,28 @@ async def ratelimit_publish_many(*, user_ids: Sequence[int]) -> list[float]:
     """Take one publish token per entry of `user_ids`: per entry, 0 if taken, else seconds to wait."""
     if not settings.CHAT_PUBLISH_RATE or not user_ids:
         return [0.0] * len(user_ids)
-    script = get_script(_TAKE)
-    waits = await script(
-        keys=[f"chat:rate:publish:{user_id}" for user_id in user_ids],
-        args=[settings.CHAT_PUBLISH_RATE, settings.CHAT_PUBLISH_BURST, time.time()],
-    )
-    return [float(wait) for wait in waits]
+    # Each user's bucket lives on the user's shard: one user's publishes share one bucket
+    # whichever node takes them. One script call per shard, all shards at once.
+    by_shard: dict[int, list[int]] = defaultdict(list)
+    for index, user_id in enumerate(user_ids):
+        by_shard[user_shard(user_id)].append(index)
+    now = time.time()
+
+    async def take(shard: int, indexes: list[int]) -> list[str]:
+        script = get_script(_TAKE, shard)
+        keys = [f"chat:rate:publish:{user_ids[i]}" for i in indexes]
+        return list(await script(keys=keys, args=[settings.CHAT_PUBLISH_RATE, settings.CHAT_PUBLISH_BURST, now]))
+
+    shards = list(by_shard.items())
+    answers = await asyncio.gather(*(take(shard, indexes) for shard, indexes in shards))
+    waits = [0.0] * len(user_ids)
+    for (_, indexes), answer in zip(shards, answers, strict=True):
+        for i, wait in zip(indexes, answer, strict=True):
+            waits[i] = float(wait)
+    refused = sum(1 for wait in waits if wait > 0)
+    if refused:
+        metrics.RATE_LIMITED.inc(refused)
+    return waits
 
 
 def ratelimit_refusal(*, wait: float) -> ChatError:

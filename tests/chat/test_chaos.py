@@ -270,8 +270,9 @@ async def test_a_client_that_stops_reading_is_closed_and_slows_no_one(chaos: Run
     for follower, before in zip(followers, baseline, strict=True):
         assert follower.connects == 1, follower.name
         during = follower.latencies[len(before) :]
-        # Tiny latencies make ratios noise: 25 ms is the floor for the baseline.
-        assert percentile(during, 0.99) <= 2 * max(percentile(before, 0.99), 0.025), follower.name
+        # Tiny latencies make ratios noise on a shared 2-core machine: 50 ms is the floor
+        # for the baseline. A node that waited on the stalled socket would add seconds.
+        assert percentile(during, 0.99) <= 2 * max(percentile(before, 0.99), 0.05), follower.name
 
 
 async def test_database_down_answers_unavailable_and_the_node_recovers_by_itself(chaos: RunningCluster) -> None:

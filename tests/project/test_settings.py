@@ -34,3 +34,56 @@ def test_a_secret_key_from_the_environment_is_used(tmp_path: Path) -> None:
     result = import_settings_in(tmp_path, DJANGO_SECRET_KEY="k" * 50)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "50"
+
+
+def settings_value(tmp: Path, expression: str, **env: str) -> subprocess.CompletedProcess[str]:
+    shutil.copytree(Path(settings.BASE_DIR) / "project", tmp / "project", dirs_exist_ok=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS_", "LOG_"))}
+    return subprocess.run(
+        [sys.executable, "-c", f"import project.settings as s; print(repr({expression}))"],
+        cwd=tmp,
+        env={**clean, "PYTHONPATH": str(tmp), "DJANGO_SECRET_KEY": "k" * 50, **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_several_redis_urls_become_the_channel_layers_shards(tmp_path: Path) -> None:
+    urls = "redis://10.0.0.1:6379/0, redis://10.0.0.2:6379/0"
+    result = settings_value(tmp_path, "(s.REDIS_URL, s.CHANNEL_LAYERS['default']['CONFIG']['hosts'])", REDIS_URL=urls)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr(
+        ("redis://10.0.0.1:6379/0", ["redis://10.0.0.1:6379/0", "redis://10.0.0.2:6379/0"])
+    )
+
+
+def test_sentinels_and_master_names_become_one_shard_per_master(tmp_path: Path) -> None:
+    result = settings_value(
+        tmp_path,
+        "s.REDIS_LAYER_HOSTS",
+        REDIS_SENTINELS="10.0.0.5:26379,10.0.0.6:26379",
+        REDIS_MASTER_NAME="chat-a,chat-b",
+        REDIS_URL="redis://:pw@ignored:6379/2",
+    )
+    assert result.returncode == 0, result.stderr
+    sentinels = [("10.0.0.5", 26379), ("10.0.0.6", 26379)]
+    assert result.stdout.strip() == repr(
+        [{"sentinels": sentinels, "master_name": name, "db": 2, "password": "pw"} for name in ("chat-a", "chat-b")]
+    )
+
+
+def test_sentinels_without_a_master_name_refuse_to_start(tmp_path: Path) -> None:
+    result = settings_value(tmp_path, "s.REDIS_LAYER_HOSTS", REDIS_SENTINELS="10.0.0.5:26379")
+    assert result.returncode != 0 and "REDIS_MASTER_NAME" in result.stderr
+
+
+def test_log_format_is_json_or_text(tmp_path: Path) -> None:
+    assert settings_value(tmp_path, "s.LOG_FORMAT", LOG_FORMAT="text").stdout.strip() == "'text'"
+    # Not a terminal here: JSON lines by default.
+    assert settings_value(tmp_path, "s.LOG_FORMAT").stdout.strip() == "'json'"
+    assert "LOG_FORMAT" in settings_value(tmp_path, "s.LOG_FORMAT", LOG_FORMAT="xml").stderr
+
+
+def test_a_sentinel_address_without_a_port_refuses_to_start(tmp_path: Path) -> None:
+    result = settings_value(tmp_path, "s.REDIS_SENTINELS", REDIS_SENTINELS="sentinel-a", REDIS_MASTER_NAME="chat")
+    assert result.returncode != 0 and "host:port" in result.stderr

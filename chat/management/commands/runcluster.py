@@ -26,6 +26,12 @@ class Command(BaseCommand):
         parser.add_argument("--run-dir", type=Path, default=None, help="where configs and logs go")
         parser.add_argument("--redis-port", type=int, default=0, help="port of the private Redis (default: a free one)")
         parser.add_argument(
+            "--redis-shards",
+            type=int,
+            default=settings.REDIS_SHARDS,
+            help="private Redis instances the nodes shard over (REDIS_SHARDS, default 1); ignored with REDIS_URL",
+        )
+        parser.add_argument(
             "--rolling-restart",
             action="store_true",
             help="restart the nodes of the cluster already running on PORT one by one, then exit "
@@ -41,6 +47,7 @@ class Command(BaseCommand):
         run_dir: Path | None,
         rolling_restart: bool,
         redis_port: int,
+        redis_shards: int,
         **options: Any,
     ) -> None:
         cluster = Cluster(
@@ -50,6 +57,7 @@ class Command(BaseCommand):
             balancer=balancer,
             run_dir=run_dir or settings.BASE_DIR / ".run" / f"cluster-{port}",
             redis_port=redis_port,
+            redis_shards=redis_shards,
         )
         if rolling_restart:
             if not cluster.conf_path.exists():

@@ -1,0 +1,116 @@
+"""Sharding over two real Redis servers: keys follow the channel layer's choice of shard."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from channels.layers import channel_layers, get_channel_layer
+from django.conf import settings
+
+from chat.hub import room_group
+from chat.redis import room_shard, shard_count, user_shard
+from chat.services.connections import connection_open
+from chat.services.presence import presence_heartbeat, presence_join, presence_list, presence_sweep
+from chat.services.ratelimit import ratelimit_publish
+from chat.services.typing import typing_allowed
+from tests.redis_servers import RedisServer
+
+
+@pytest.fixture
+def shards() -> Iterator[list[RedisServer]]:
+    """Two fresh Redis servers; settings and the channel layer shard over them."""
+    servers = [RedisServer().start(), RedisServer().start()]
+    saved = settings.REDIS_URL, settings.REDIS_URLS, settings.REDIS_LAYER_HOSTS
+    urls = [server.url for server in servers]
+    settings.REDIS_URL, settings.REDIS_URLS, settings.REDIS_LAYER_HOSTS = urls[0], urls, urls
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = urls
+    channel_layers.backends.clear()
+    yield servers
+    settings.REDIS_URL, settings.REDIS_URLS, settings.REDIS_LAYER_HOSTS = saved
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = list(saved[2])
+    channel_layers.backends.clear()
+    for server in servers:
+        server.stop()
+
+
+def rooms_on(shard: int, count: int = 1) -> list[str]:
+    """Room slugs that hash to `shard`."""
+    out: list[str] = []
+    while len(out) < count:
+        slug = "s-" + uuid.uuid4().hex[:8]
+        if room_shard(slug) == shard:
+            out.append(slug)
+    return out
+
+
+async def sweep_until(count: int, timeout: float = 5) -> list[tuple[str, str]]:
+    """Sweep until `count` users left (their entries expire after PRESENCE_TTL)."""
+    left: list[tuple[str, str]] = []
+    deadline = time.monotonic() + timeout
+    while len(left) < count:
+        assert time.monotonic() < deadline, f"only {left} left within {timeout} s"
+        left += await presence_sweep()
+        await asyncio.sleep(0.05)
+    return left
+
+
+async def test_a_rooms_shard_is_the_one_the_channel_layer_publishes_its_group_on(shards: list[RedisServer]) -> None:
+    layer: Any = get_channel_layer()
+    loop_layer = layer._get_layer()
+    for _ in range(50):
+        slug = uuid.uuid4().hex[:10]
+        shard = loop_layer._get_shard(loop_layer._get_group_channel_name(room_group(slug)))
+        assert loop_layer._shards.index(shard) == room_shard(slug)
+    await layer.flush()
+
+
+def test_rooms_and_users_spread_over_every_shard(shards: list[RedisServer]) -> None:
+    assert shard_count() == 2
+    assert {room_shard(uuid.uuid4().hex) for _ in range(100)} == {0, 1}
+    assert {user_shard(user_id) for user_id in range(100)} == {0, 1}
+
+
+async def test_a_rooms_presence_lives_on_the_rooms_shard_only(shards: list[RedisServer]) -> None:
+    for shard in (0, 1):
+        (slug,) = rooms_on(shard)
+        assert await presence_join(room=slug, user="ann", conn="c1")
+        assert await presence_list(room=slug) == ["ann"]
+        assert shards[shard].client().exists(f"chat:presence:{slug}")
+        assert not shards[1 - shard].client().exists(f"chat:presence:{slug}")
+
+
+async def test_heartbeat_and_sweep_cover_every_shard(shards: list[RedisServer], settings: Any) -> None:
+    settings.PRESENCE_TTL = 0.3
+    slugs = rooms_on(0) + rooms_on(1)
+    rejoined = await presence_heartbeat(entries=[(slug, "bob", "c1") for slug in slugs])
+    assert sorted(rejoined) == sorted((slug, "bob") for slug in slugs)
+    assert sorted(await sweep_until(2)) == sorted((slug, "bob") for slug in slugs)
+
+
+async def test_a_shard_that_is_down_does_not_stop_the_others_sweep(shards: list[RedisServer], settings: Any) -> None:
+    settings.PRESENCE_TTL = 0.3
+    (alive,) = rooms_on(0)
+    await presence_heartbeat(entries=[(alive, "cy", "c1")])
+    shards[1].stop()
+    assert await sweep_until(1) == [(alive, "cy")]
+
+
+async def test_rate_buckets_and_socket_counts_live_on_the_users_shard(shards: list[RedisServer]) -> None:
+    for user_id in (1, 2, 3, 4):
+        await ratelimit_publish(user_id=user_id)
+        assert await connection_open(user_id=user_id, conn="c1")
+        home, other = shards[user_shard(user_id)].client(), shards[1 - user_shard(user_id)].client()
+        assert home.exists(f"chat:rate:publish:{user_id}") and home.exists(f"chat:conns:{user_id}")
+        assert not other.exists(f"chat:rate:publish:{user_id}") and not other.exists(f"chat:conns:{user_id}")
+
+
+async def test_typing_throttles_live_on_the_rooms_shard(shards: list[RedisServer]) -> None:
+    (slug,) = rooms_on(1)
+    assert await typing_allowed(room=slug, user="dee")
+    assert not await typing_allowed(room=slug, user="dee")
+    assert shards[1].client().exists(f"chat:typing:{slug}\ndee")
