@@ -17,7 +17,7 @@ import time
 import uuid
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,9 +109,60 @@ async def _publish_pipelined(shard: Any, items: list[tuple[str, bytes]]) -> None
 
 
 async def publish_presence(room: str, joined: list[str], left: list[str], *, skip_user: str = "") -> None:
-    """Send a presence diff; `skip_user` (who just joined) already has the full list."""
+    """Queue a presence diff for `room`; `skip_user` (who just joined) already has the full list.
+
+    A room's diffs are gathered for CHAT_PRESENCE_COALESCE seconds and sent as one: a join
+    storm (a room of 2,000 filling up) costs each member one frame per window, not one
+    frame per join, which would be 4 million frames.
+    """
+    pending = _presence_pending.get(room)
+    if pending is None:
+        pending = _presence_pending[room] = _PresenceDiff()
+        asyncio.get_running_loop().call_later(settings.CHAT_PRESENCE_COALESCE, _presence_flush, room)
+    for user in left:
+        pending.changes[user] = False
+        pending.skip.discard(user)
+    for user in joined:
+        pending.changes[user] = True
+    if skip_user:
+        pending.skip.add(skip_user)
+
+
+@dataclass
+class _PresenceDiff:
+    # user -> True joined, False left: the last change in the window wins.
+    changes: dict[str, bool] = field(default_factory=dict)
+    skip: set[str] = field(default_factory=set)
+
+
+_presence_pending: dict[str, _PresenceDiff] = {}
+
+
+def _presence_flush(room: str) -> None:
+    pending = _presence_pending.pop(room, None)
+    if pending is not None:
+        asyncio.get_running_loop().create_task(_presence_send(room, pending))
+
+
+async def _presence_send(room: str, diff: _PresenceDiff) -> None:
+    joined = sorted(user for user, on in diff.changes.items() if on)
+    left = sorted(user for user, on in diff.changes.items() if not on)
     text = protocol.encode({"type": "presence", "room": room, "joined": joined, "left": left})
-    await _layer().group_send(room_group(room), {"type": EVENT_PRESENCE, "room": room, "text": text, "skip": skip_user})
+    event = {
+        "type": EVENT_PRESENCE,
+        "room": room,
+        "text": text,
+        "joined": joined,
+        "left": left,
+        "skip": sorted(diff.skip),
+    }
+    try:
+        await _layer().group_send(room_group(room), event)
+    except Exception as exc:
+        # Presence converges anyway: the next subscribe reads the full list, and the
+        # sweep announces users whose entries expire.
+        metrics.REDIS_ERRORS.labels("presence").inc()
+        logger.warning("presence diff for %s failed (%r)", room, exc)
 
 
 async def publish_typing(room: str, user: str) -> None:
@@ -381,9 +432,9 @@ class Hub:
             feed.early[seq] = event["text"]
             self._advance(feed)
         elif kind == EVENT_PRESENCE:
-            self._fan_out(feed, None, event["text"], skip_user=event.get("skip") or None)
+            self._fan_out_presence(feed, event)
         elif kind == EVENT_TYPING:
-            self._fan_out(feed, None, event["text"], skip_user=event["user"])
+            self._fan_out(feed, None, event["text"], skip=(event["user"],))
 
     def _advance(self, feed: RoomFeed) -> None:
         if feed.head is None:
@@ -396,16 +447,35 @@ class Hub:
         if feed.missing_upto() > feed.head and (feed.repair is None or feed.repair.done()):
             feed.repair = asyncio.create_task(self._repair(feed))
 
-    def _fan_out(self, feed: RoomFeed, seq: int | None, text: str, skip_user: str | None = None) -> None:
+    def _fan_out(self, feed: RoomFeed, seq: int | None, text: str, skip: Container[str] = ()) -> None:
         # One frame object for every recipient: its wire bytes are built once, on first use.
         frame = OutFrame(text)
         sent = 0
         for sub in feed.subs:
-            if sub.user != skip_user and sub.offer(seq, frame):
+            if sub.user not in skip and sub.offer(seq, frame):
                 sent += 1
         metrics.FRAMES_OUT.inc(sent)
         if seq is not None:
             metrics.MESSAGES_DELIVERED.inc(sent)
+
+    def _fan_out_presence(self, feed: RoomFeed, event: dict[str, Any]) -> None:
+        skip = event.get("skip") or []
+        skip = {skip} if isinstance(skip, str) else set(skip)  # a str from nodes of the previous release
+        if not skip:
+            self._fan_out(feed, None, event["text"])
+            return
+        self._fan_out(feed, None, event["text"], skip=skip)
+        # A joiner's sockets already hold the full list: they get the diff without themselves.
+        joined, left = event.get("joined", []), event.get("left", [])
+        for user in skip:
+            mine = [name for name in joined if name != user]
+            if not (mine or left):
+                continue
+            text = protocol.encode({"type": "presence", "room": feed.slug, "joined": mine, "left": left})
+            frame = OutFrame(text)
+            for sub in feed.subs:
+                if sub.user == user:
+                    sub.offer(None, frame)
 
     async def _repair(self, feed: RoomFeed) -> None:
         """Fill a seq gap: wait for stragglers, then read what is still missing."""

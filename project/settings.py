@@ -254,6 +254,9 @@ PRESENCE_TTL = env_number("PRESENCE_TTL", 15, minimum=1)
 # A user whose socket dropped (not a clean close) and who is back within this many
 # seconds never shows as left: covers a node restart or a network blip.
 PRESENCE_GRACE = env_number("PRESENCE_GRACE", 3, minimum=0)
+# Presence diffs of a room are gathered this many seconds and sent as one frame: quick
+# enough to read as live, long enough that a room filling up is not n squared frames.
+CHAT_PRESENCE_COALESCE = env_number("CHAT_PRESENCE_COALESCE", 0.1, minimum=0)
 # Typing events per user and room: one per 2 s is enough for "X is typing…".
 CHAT_TYPING_THROTTLE = env_number("CHAT_TYPING_THROTTLE", 2, minimum=0.1)
 # Per-user publish budget shared by every node: enough for fast typists and paste

@@ -183,3 +183,29 @@ async def test_publishing_past_the_burst_is_rate_limited_with_retry_after(settin
     assert [a["type"] for a in answers] == ["ack"] * 3 + ["error"] * 2
     assert answers[3]["code"] == "rate_limited" and answers[3]["retry_after"] > 0
     await ws.disconnect()
+
+
+async def test_a_join_storm_reaches_members_as_few_coalesced_presence_diffs() -> None:
+    slug = room()
+    watcher = await connect("watcher")
+    await send(watcher, type="subscribe", room=slug)
+    await next_of(watcher, "subscribed")
+    joiners = [await connect(f"joiner{i}") for i in range(12)]
+    for ws in joiners:
+        await send(ws, type="subscribe", room=slug)
+    for i, ws in enumerate(joiners):
+        assert f"joiner{i}" in (await next_of(ws, "subscribed"))["presence"]
+    seen: set[str] = set()
+    diffs = 0
+    while seen != {f"joiner{i}" for i in range(12)}:
+        diffs += 1
+        seen.update((await next_of(watcher, "presence"))["joined"])
+    # Twelve joins inside a CHAT_PRESENCE_COALESCE window or two: far fewer frames than joins.
+    assert diffs <= 4
+    last = joiners[-1]
+    # The last joiner had the whole list at subscribe and is not told of itself again.
+    while not await last.receive_nothing(timeout=0.5):
+        frame = json.loads(await last.receive_from())
+        assert frame["type"] != "presence" or "joiner11" not in frame["joined"]
+    for ws in [watcher, *joiners]:
+        await ws.disconnect()
