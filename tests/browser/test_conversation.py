@@ -79,8 +79,10 @@ def test_the_online_list_and_typing_line_follow_other_users_across_nodes(
 
     second.locator("#composer").press_sequentially("hel")
     expect(first.locator("#typing")).to_have_text(f"{ben} is typing…")
-    # The line clears by itself when the typing stops (no message needed).
-    expect(first.locator("#typing")).to_have_text("", timeout=8_000)
+    second.locator("#composer").press("Enter")
+    # The message ends the typing line (without it, the line fades a few seconds after the last key).
+    expect(first.locator("#messages li.msg .body")).to_have_text(["hel"])
+    expect(first.locator("#typing")).to_have_text("")
 
     second.context.close()
     expect(first.locator("#online .member-name")).to_have_text([ann], timeout=10_000)

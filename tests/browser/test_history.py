@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import create_users, open_chat, seed_messages, unique
+from tests.browser.conftest import create_users, open_chat, seed_code, unique
 from tests.cluster import RunningCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]
@@ -23,9 +23,9 @@ def scroll_up(page: Any, pixels: int) -> None:
 def test_scrolling_up_loads_older_history_and_keeps_the_reading_position(
     browser: Any, cluster: RunningCluster, pages_opened: list[Any]
 ) -> None:
-    room, author = unique("old"), unique("olga")
-    seed_messages(cluster, room, [(author, f"message {i}", 130 - i) for i in range(1, 131)])
-    page = open_chat(browser, cluster, unique("reader"), pages_opened, path=f"/rooms/{room}/")
+    room, author, reader = unique("old"), unique("olga"), unique("reader")
+    create_users(cluster, reader, before=seed_code(room, [(author, f"message {i}", 130 - i) for i in range(1, 131)]))
+    page = open_chat(browser, cluster, reader, pages_opened, path=f"/rooms/{room}/")
     rows = page.locator("#messages li.msg")
     expect(rows).to_have_count(PAGE)
     expect(rows.first.locator(".body")).to_have_text("message 81")
@@ -49,8 +49,8 @@ def test_new_messages_below_the_view_show_a_marker_and_a_jump_button(
     browser: Any, cluster: RunningCluster, pages_opened: list[Any]
 ) -> None:
     room, reader, writer = unique("busy"), unique("rhea"), unique("will")
-    seed_messages(cluster, room, [(writer, f"earlier {i}", 60 - i) for i in range(1, 61)])
-    create_users(cluster, reader, writer)
+    earlier = [(writer, f"earlier {i}", 60 - i) for i in range(1, 61)]
+    create_users(cluster, reader, writer, before=seed_code(room, earlier))
     page = open_chat(browser, cluster, reader, pages_opened, path=f"/rooms/{room}/", port=cluster.node_port(0))
     other = open_chat(browser, cluster, writer, pages_opened, path=f"/rooms/{room}/", port=cluster.node_port(1))
     for p in (page, other):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import create_users, open_chat, seed_messages, unique
+from tests.browser.conftest import create_users, open_chat, seed_code, unique
 from tests.cluster import RunningCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]
@@ -60,8 +60,7 @@ def test_unread_counts_survive_a_reload_and_clear_once_the_room_is_read(
     browser: Any, cluster: RunningCluster, pages_opened: list[Any]
 ) -> None:
     here, there, reader, writer = unique("here"), unique("there"), unique("rudy"), unique("wanda")
-    seed_messages(cluster, there, [(writer, "old news", 30)])
-    create_users(cluster, reader, writer)
+    create_users(cluster, reader, writer, before=seed_code(there, [(writer, "old news", 30)]))
     page = open_chat(browser, cluster, reader, pages_opened, path=f"/rooms/{here}/", port=cluster.node_port(0))
     item = page.locator(f'#room-list li[data-room="{there}"]')
     badge = item.locator(".unread")

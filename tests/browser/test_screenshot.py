@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import create_users, open_chat, seed_messages
+from tests.browser.conftest import create_users, open_chat, seed_code
 from tests.cluster import ROOT, RunningCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]
@@ -23,6 +23,7 @@ LAUNCH = [
     ("dmitri", "Nice. I'll rerun the chaos suite tonight.", 41),
     ("carol", "Release checklist for Friday:\n1. freeze main at noon\n2. run the load test\n3. tag and deploy", 28),
 ]
+UNREAD = [("bob", "Lunch at 12:30?", 20), ("dmitri", "Count me in.", 18), ("carol", "Me too.", 15)]
 LIVE = [
     ("bob", "Load test numbers are in: p99 fan-out under 40 ms with three nodes."),
     ("carol", "Could you review the sidebar PR? Titles like <script>alert(1)</script> now show up as plain text."),
@@ -33,35 +34,36 @@ LIVE = [
 def test_a_conversation_with_several_users_is_captured_for_the_readme(
     browser: Any, cluster: RunningCluster, pages_opened: list[Any]
 ) -> None:
-    create_users(cluster, "alice", "bob", "carol", "dmitri")
     # Rooms earlier tests made would crowd the sidebar: made private (with no members)
     # they leave it, as on a server holding only these rooms.
-    cluster.shell(
+    rooms = (
         "from django.contrib.auth.models import User\n"
-        "from chat.models import Membership, ReadMarker, Room\n"
+        "from chat.models import Membership, Room\n"
         f"rooms = {ROOMS!r}\n"
         "Room.objects.exclude(slug__in=rooms).update(is_private=True)\n"
         "for slug, title in rooms.items():\n"
         "    Room.objects.update_or_create(slug=slug, defaults={'title': title, 'is_private': slug == 'leads'})\n"
-        "alice = User.objects.get(username='alice')\n"
+        "alice = User.objects.get_or_create(username='alice')[0]\n"
         "Membership.objects.get_or_create(room=Room.objects.get(slug='leads'), user=alice)\n"
     )
-    seed_messages(cluster, "launch", LAUNCH)
-    seed_messages(cluster, "general", [("dmitri", "Coffee machine on floor 2 is fixed.", 200)])
-    seed_messages(cluster, "design", [("carol", "New icons are in the shared folder.", 300)])
-    # alice read general and design up to here; what follows in general is unread for her.
-    cluster.shell(
-        "from django.contrib.auth.models import User\n"
-        "from chat.models import Room\n"
+    # alice has read general, design and leads up to here; what follows in general is unread.
+    read = (
         "from chat.services.reads import read_mark\n"
-        "alice = User.objects.get(username='alice')\n"
         "for room in Room.objects.filter(slug__in=['general', 'design', 'leads']):\n"
         "    read_mark(slug=room.slug, user=alice, seq=room.last_seq)\n"
     )
-    seed_messages(
+    create_users(
         cluster,
-        "general",
-        [("bob", "Lunch at 12:30?", 20), ("dmitri", "Count me in.", 18), ("carol", "Same.", 15)],
+        "alice",
+        "bob",
+        "carol",
+        "dmitri",
+        before=rooms
+        + seed_code("launch", LAUNCH)
+        + seed_code("general", [("dmitri", "Coffee machine on floor 2 is fixed.", 200)])
+        + seed_code("design", [("carol", "New icons are in the shared folder.", 300)])
+        + read
+        + seed_code("general", UNREAD),
     )
 
     pages = {
