@@ -138,3 +138,13 @@ def test_read_api_refuses_a_bad_seq_with_400(body: dict[str, object]) -> None:
 def test_read_api_without_credentials_is_401() -> None:
     Room.objects.create(slug="a", last_seq=7)
     assert post_json(Client(), "/api/rooms/a/read", {"seq": 1}).status_code == 401
+
+
+def test_a_bearer_caller_creates_a_room_and_moves_its_read_marker_without_csrf() -> None:
+    _, key = apikey_create(name="ci", user=User.objects.create_user("bot"))
+    client = Client(enforce_csrf_checks=True)
+    created = post_json(client, "/api/rooms", {"slug": "ops"}, Authorization=f"Bearer {key}")
+    assert created.status_code == 201
+    post_json(client, "/api/rooms/ops/messages", {"body": "up"}, Authorization=f"Bearer {key}")
+    marked = post_json(client, "/api/rooms/ops/read", {"seq": 1}, Authorization=f"Bearer {key}")
+    assert marked.json() == {"room": "ops", "read": 1}
