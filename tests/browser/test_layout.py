@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import open_chat, unique
+from tests.browser.conftest import OUTPUT, open_chat, unique
 from tests.cluster import RunningCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]
@@ -44,6 +44,8 @@ def test_on_a_phone_the_sidebar_collapses_behind_a_toggle(
     page.locator("#composer").press("Enter")
     expect(page.locator("#messages li.msg .body").last).to_have_text("sent from a phone")
     expect(page.locator("#messages li.msg .body").last).to_be_in_viewport()
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "phone.png"))  # to look at, not compared
 
     # The online list is one tap away, and Escape closes it again.
     page.locator("#members-toggle").click()
