@@ -111,12 +111,13 @@ def open_chat(
 _sessions: dict[str, str] = {}
 
 
-def create_users(cluster: RunningCluster, *usernames: str, before: str = "") -> None:
+def create_users(cluster: RunningCluster, *usernames: str, before: str = "") -> list[str]:
     """Create users with a logged-in session each, in one `manage.py shell` run.
 
     Much faster than a login per user (no password hashing, no extra process); open_chat
     then only sets the session cookie. `before` is more code for the same run (seed_code):
-    each run costs a Django start-up, the slowest part of these tests' setup.
+    each run costs a Django start-up, the slowest part of these tests' setup. Returns
+    what `before` printed, line by line.
     """
     out = cluster.shell(
         before + "from django.contrib.auth.models import User\n"
@@ -132,11 +133,16 @@ def create_users(cluster: RunningCluster, *usernames: str, before: str = "") -> 
         "    session['_auth_user_backend'] = 'django.contrib.auth.backends.ModelBackend'\n"
         "    session['_auth_user_hash'] = user.get_session_auth_hash()\n"
         "    session.create()\n"
-        "    print(name, session.session_key)\n"
+        "    print('session', name, session.session_key)\n"
     )
+    printed = []
     for line in out.splitlines():
-        name, key = line.split()
-        _sessions[name] = key
+        if line.startswith("session "):
+            _, name, key = line.split()
+            _sessions[name] = key
+        else:
+            printed.append(line)
+    return printed
 
 
 def seed_code(room: str, messages: list[tuple[str, str, float]]) -> str:

@@ -46,23 +46,6 @@ def test_messages_appear_on_every_users_page_in_order_grouped_by_author(
         expect(page.locator("#messages li.msg .author")).to_have_text([names[0], names[1], names[2], names[0]])
 
 
-def test_enter_sends_and_shift_enter_adds_a_line(
-    browser: Any, cluster: RunningCluster, pages_opened: list[Any]
-) -> None:
-    room = unique("lines")
-    page = open_chat(browser, cluster, unique("dee"), pages_opened, path=f"/rooms/{room}/")
-    expect(page.locator("#banner")).to_have_attribute("data-state", "online", timeout=15_000)
-    composer = page.locator("#composer")
-    composer.focus()
-    page.keyboard.type("first line")
-    page.keyboard.press("Shift+Enter")
-    page.keyboard.type("second line")
-    expect(page.locator("#messages li.msg")).to_have_count(0)
-    page.keyboard.press("Enter")
-    expect(page.locator("#messages li.msg .body")).to_have_text(["first line\nsecond line"])
-    expect(composer).to_have_value("")
-
-
 def test_the_online_list_and_typing_line_follow_other_users_across_nodes(
     browser: Any, cluster: RunningCluster, pages_opened: list[Any]
 ) -> None:

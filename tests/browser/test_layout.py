@@ -54,7 +54,7 @@ def test_on_a_phone_the_sidebar_collapses_behind_a_toggle(
     expect(page.locator("#presence-panel")).to_be_hidden()
 
 
-def test_the_page_has_labels_landmarks_a_live_region_and_a_sensible_focus_order(
+def test_the_page_has_labels_landmarks_a_live_region_a_sensible_focus_order_and_enter_sends(
     browser: Any, cluster: RunningCluster, pages_opened: list[Any]
 ) -> None:
     page = open_chat(browser, cluster, unique("kay"), pages_opened, path=f"/rooms/{unique('keys')}/")
@@ -77,6 +77,11 @@ def test_the_page_has_labels_landmarks_a_live_region_and_a_sensible_focus_order(
     expect(page.get_by_role("button", name="Send")).to_be_focused()
     page.keyboard.press("Shift+Tab")
     expect(page.get_by_label("Message", exact=True)).to_be_focused()
-    page.keyboard.type("typed from the keyboard")
+    # Shift+Enter adds a line, Enter sends.
+    page.keyboard.type("typed from")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("the keyboard")
+    expect(page.locator("#messages li.msg")).to_have_count(0)
     page.keyboard.press("Enter")
-    expect(page.locator("#messages li.msg .body")).to_have_text(["typed from the keyboard"])
+    expect(page.locator("#messages li.msg .body")).to_have_text(["typed from\nthe keyboard"])
+    expect(page.get_by_label("Message", exact=True)).to_have_value("")
