@@ -27,6 +27,13 @@ def killed_later(cluster: RunningCluster) -> Iterator[list[int]]:
         cluster.wait_node_ready(index)
 
 
+BANNER_LOG = """() => {
+  window.bannerTexts = [];
+  const text = document.getElementById("banner-text");
+  new MutationObserver(() => window.bannerTexts.push(text.textContent)).observe(text, { childList: true });
+}"""
+
+
 def bodies(page: Any) -> Any:
     return page.locator("#messages li.msg .body")
 
@@ -57,6 +64,8 @@ def test_a_page_whose_node_is_killed_reconnects_gets_what_it_missed_and_sends_wh
 ) -> None:
     # One kill covers both: a node restart is the slowest step of the browser suite.
     doomed, other = two_users_on_two_nodes(browser, cluster, pages_opened, victim=2, survivor=0)
+    # Every text the banner shows, however briefly (a countdown lasts one backoff delay).
+    doomed.evaluate(BANNER_LOG)
     killed_later.append(2)
     cluster.kill_node(2)
     expect(doomed.locator("#banner")).to_have_attribute("data-state", "reconnecting", timeout=10_000)
@@ -80,6 +89,8 @@ def test_a_page_whose_node_is_killed_reconnects_gets_what_it_missed_and_sends_wh
 
     expect(doomed.locator("#banner")).to_have_attribute("data-state", "online", timeout=RECOVERY_MS)
     expect(doomed.locator("#banner-text")).to_have_text("Online")
+    shown = doomed.evaluate("window.bannerTexts")
+    assert any(re.fullmatch(r"Reconnecting in \d+ s…", text) for text in shown), shown
     expect(doomed.locator("#pending li")).to_have_count(0)
     # The pending message could be stored only once the page was back: after the three.
     everything = ["before the crash", *missed, "typed while offline"]
