@@ -91,6 +91,8 @@ def test_a_page_whose_node_is_killed_reconnects_gets_what_it_missed_and_sends_wh
     expect(doomed.locator("#banner-text")).to_have_text("Online")
     shown = doomed.evaluate("window.bannerTexts")
     assert any(re.fullmatch(r"Reconnecting in \d+ s…", text) for text in shown), shown
+    # Back on a socket, the page first replays what it missed, and says so.
+    assert shown[-2:] == ["Catching up…", "Online"], shown
     expect(doomed.locator("#pending li")).to_have_count(0)
     # The pending message could be stored only once the page was back: after the three.
     everything = ["before the crash", *missed, "typed while offline"]
