@@ -95,15 +95,19 @@ def open_chat(
     path: str = "/",
     port: int = 0,
     viewport: dict[str, int] | None = None,
+    fake_clock: bool = False,
 ) -> Any:
     """A page of the chat, logged in as `username` (created if needed), at `path`.
 
-    `port` pins the page to one node (its own port) instead of the balancer.
+    `port` pins the page to one node (its own port) instead of the balancer. With
+    `fake_clock` the page's timers run on Playwright's clock (page.clock.fast_forward).
     """
     if username not in _sessions:
         create_users(cluster, username)
     page = new_page(browser, pages_opened, port or cluster.port, viewport)
     page.context.add_cookies([{"name": "sessionid", "value": _sessions[username], "domain": "127.0.0.1", "path": "/"}])
+    if fake_clock:
+        page.clock.install()  # before the page's scripts start their intervals
     page.goto(path)
     return page
 

@@ -69,3 +69,16 @@ def test_the_online_list_and_typing_line_follow_other_users_across_nodes(
 
     second.context.close()
     expect(first.locator("#online .member-name")).to_have_text([ann], timeout=10_000)
+
+
+def test_message_times_are_relative_and_keep_up_with_the_clock(
+    browser: Any, cluster: RunningCluster, pages_opened: list[Any]
+) -> None:
+    page = open_chat(browser, cluster, unique("tim"), pages_opened, path=f"/rooms/{unique('time')}/", fake_clock=True)
+    expect(page.locator("#banner")).to_have_attribute("data-state", "online", timeout=15_000)
+    page.locator("#composer").fill("what time is it?")
+    page.locator("#composer").press("Enter")
+    stamp = page.locator("#messages li.msg .ts")
+    expect(stamp).to_have_text("just now")
+    page.clock.fast_forward("03:00")
+    expect(stamp).to_have_text("3 min ago")
