@@ -23,6 +23,7 @@ from chat.redis import all_redis
 from chat.services.apikeys import apikey_user
 from chat.services.messages import message_history, message_publish
 from chat.services.ratelimit import ratelimit_publish
+from chat.services.reads import read_mark, read_markers
 from chat.services.rooms import room_create, room_visible_to
 from chat.services.tokens import token_issue, token_user
 
@@ -37,6 +38,10 @@ class TokenRequest(msgspec.Struct):
 class PublishRequest(msgspec.Struct):
     body: str
     key: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+
+class ReadRequest(msgspec.Struct):
+    seq: Annotated[int, msgspec.Meta(ge=0)]
 
 
 class RoomRequest(msgspec.Struct):
@@ -138,24 +143,47 @@ def _no_response(request: HttpRequest) -> HttpResponse:
     return HttpResponse()
 
 
+def _csrf_refusal(request: HttpRequest) -> HttpResponse | None:
+    """Django's standard CSRF check for a cookie-session POST; bearer callers skip it."""
+    if request.method == "POST" and request.user.is_authenticated:
+        return CsrfViewMiddleware(_no_response).process_view(request, _no_response, (), {})
+    return None
+
+
 @csrf_exempt  # checked below for cookie sessions; bearer callers carry no ambient credentials
 @require_http_methods(["GET", "POST"])
 def rooms_view(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST" and request.user.is_authenticated:
-        # Run the standard check as for any view that is not exempt.
-        refused = CsrfViewMiddleware(_no_response).process_view(request, _no_response, (), {})
-        if refused is not None:
-            return refused
+    refused = _csrf_refusal(request)
+    if refused is not None:
+        return refused
     try:
         user = _caller(request)
         if request.method == "POST":
             wanted = _parse(request, RoomRequest)
             room = room_create(slug=wanted.slug, title=wanted.title, is_private=wanted.private, creator=user)
             return JsonResponse({"slug": room.slug, "title": room.title, "private": room.is_private}, status=201)
-        rooms = room_visible_to(user=user).order_by("slug")
-        return JsonResponse(
-            {"rooms": [{"slug": r.slug, "title": r.title, "private": r.is_private, "seq": r.last_seq} for r in rooms]}
-        )
+        rooms = list(room_visible_to(user=user).order_by("slug"))
+        read = read_markers(user=user, rooms=rooms)
+        listed = [
+            {"slug": r.slug, "title": r.title, "private": r.is_private, "seq": r.last_seq, "read": read.get(r.pk)}
+            for r in rooms
+        ]
+        return JsonResponse({"rooms": listed})
+    except ChatError as exc:
+        return _error(exc)
+
+
+@csrf_exempt  # checked below for cookie sessions, as in rooms_view
+@require_POST
+def room_read_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Move the caller's read marker in `slug` forward: unread counts then agree on every device."""
+    refused = _csrf_refusal(request)
+    if refused is not None:
+        return refused
+    try:
+        user = _caller(request)
+        wanted = _parse(request, ReadRequest)
+        return JsonResponse({"room": slug, "read": read_mark(slug=slug, user=user, seq=wanted.seq)})
     except ChatError as exc:
         return _error(exc)
 

@@ -98,3 +98,22 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class ReadMarker(models.Model):
+    """How far a user has read a room: the unread count is the room's last_seq minus this.
+
+    Kept apart from Membership on purpose: public rooms have no memberships, and a
+    membership's deletion means "access revoked", which reading must never imply.
+    """
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The highest seq the user has seen in the room; it only ever moves forward.
+    last_read_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "room"], name="readmarker_user_room_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} read {self.room} to #{self.last_read_seq}"

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/token", api.token_view, name="api-token"),
     path("api/rooms", api.rooms_view, name="api-rooms"),
     path("api/rooms/<str:slug>/messages", api.room_messages_view, name="api-room-messages"),
+    path("api/rooms/<str:slug>/read", api.room_read_view, name="api-room-read"),
     path("healthz", api.healthz, name="healthz"),
     path("readyz", api.readyz, name="readyz"),
     path("metrics", api.metrics_view, name="metrics"),

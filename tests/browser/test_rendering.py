@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import open_chat
+from tests.browser.conftest import create_users, open_chat
 from tests.cluster import RunningCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]
@@ -25,16 +26,19 @@ def test_html_in_a_message_is_shown_as_text_and_never_runs(
     browser: Any, cluster: RunningCluster, pages_opened: list[Any]
 ) -> None:
     room = "xss-" + uuid.uuid4().hex[:8]
+    (key,) = create_users(
+        cluster,
+        "xss-reader",
+        before="from django.contrib.auth.models import User\n"
+        "from chat.services.apikeys import apikey_create\n"
+        "writer = User.objects.get_or_create(username='xss-writer')[0]\n"
+        "print(apikey_create(name='xss', user=writer)[1])\n",
+    )
     page = open_chat(browser, cluster, "xss-reader", pages_opened, path=f"/rooms/{room}/")
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     expect(page.locator("#banner")).to_have_attribute("data-state", "online", timeout=15_000)
-    http = cluster.login("xss-writer")
-    (key,) = cluster.shell(
-        "from django.contrib.auth.models import User\n"
-        "from chat.services.apikeys import apikey_create\n"
-        "print(apikey_create(name='xss', user=User.objects.get(username='xss-writer'))[1])\n"
-    ).split()[-1:]
+    http = httpx.Client(base_url=f"http://127.0.0.1:{cluster.port}")
     for body in PAYLOADS:
         answer = http.post(
             f"/api/rooms/{room}/messages", json={"body": body}, headers={"Authorization": f"Bearer {key}"}

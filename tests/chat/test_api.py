@@ -107,3 +107,44 @@ def test_every_form_refuses_a_post_without_the_csrf_token(path: str, data: dict[
     client = Client(enforce_csrf_checks=True)
     client.force_login(User.objects.create_user("formuser"))
     assert client.post(path, data).status_code == 403
+
+
+def test_rooms_api_reports_each_rooms_read_marker() -> None:
+    Room.objects.create(slug="a", last_seq=7)
+    Room.objects.create(slug="b", last_seq=3)
+    client = Client()
+    client.force_login(User.objects.create_user("amy"))
+    assert post_json(client, "/api/rooms/a/read", {"seq": 5}).json() == {"room": "a", "read": 5}
+    rooms = {r["slug"]: r for r in client.get("/api/rooms").json()["rooms"]}
+    assert (rooms["a"]["seq"], rooms["a"]["read"]) == (7, 5)
+    assert rooms["b"]["read"] is None
+
+
+def test_read_api_needs_the_csrf_token_with_a_session() -> None:
+    Room.objects.create(slug="a", last_seq=7)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(User.objects.create_user("amy"))
+    assert post_json(client, "/api/rooms/a/read", {"seq": 5}).status_code == 403
+
+
+@pytest.mark.parametrize("body", [{"seq": -1}, {"seq": 8}, {"seq": "5"}, {}])
+def test_read_api_refuses_a_bad_seq_with_400(body: dict[str, object]) -> None:
+    Room.objects.create(slug="a", last_seq=7)
+    client = Client()
+    client.force_login(User.objects.create_user("amy"))
+    assert post_json(client, "/api/rooms/a/read", body).status_code == 400
+
+
+def test_read_api_without_credentials_is_401() -> None:
+    Room.objects.create(slug="a", last_seq=7)
+    assert post_json(Client(), "/api/rooms/a/read", {"seq": 1}).status_code == 401
+
+
+def test_a_bearer_caller_creates_a_room_and_moves_its_read_marker_without_csrf() -> None:
+    _, key = apikey_create(name="ci", user=User.objects.create_user("bot"))
+    client = Client(enforce_csrf_checks=True)
+    created = post_json(client, "/api/rooms", {"slug": "ops"}, Authorization=f"Bearer {key}")
+    assert created.status_code == 201
+    post_json(client, "/api/rooms/ops/messages", {"body": "up"}, Authorization=f"Bearer {key}")
+    marked = post_json(client, "/api/rooms/ops/read", {"seq": 1}, Authorization=f"Bearer {key}")
+    assert marked.json() == {"room": "ops", "read": 1}

@@ -5,12 +5,13 @@
 // This module is the entry: it wires ChatClient events to the ui/ modules, handles the
 // page-level panels and visibility, and starts the page. See ui/ for each part.
 
-import { ME, config, client, rooms, pendingSends, readSeqs, state } from "./state.js";
+import { ME, config, client, rooms, pendingSends, state } from "./state.js";
+import { flushReads, markReadUpTo, readUpTo } from "./reads.js";
 import { ui, toast } from "./dom.js";
 import { goToLogin } from "./api.js";
 import { refreshTimes } from "./time.js";
 import { setBannerState, renderBanner } from "./ui/banner.js";
-import { ensureRoom, renderRoomList, refreshRooms, selectRoom, showRoomProblem, problemText, LAST_ROOM_KEY } from "./ui/rooms.js";
+import { baselineRead, renderRoomList, refreshRooms, selectRoom, showRoomProblem, problemText, LAST_ROOM_KEY } from "./ui/rooms.js";
 import { appendLive, loadOlder, renderMessages, renderPending, isAtBottom, scrollToBottom, markRead } from "./ui/messages.js";
 import { renderTyping, renderPresence, TYPING_SHOW_MS } from "./ui/presence.js";
 import "./ui/composer.js";
@@ -20,6 +21,7 @@ import "./ui/composer.js";
 client.addEventListener("state", (ev) => {
   document.body.dataset.conn = ev.detail.state;
   setBannerState(ev.detail);
+  if (pendingSends.size) renderPending();
 });
 
 client.addEventListener("unauthorized", goToLogin);
@@ -28,13 +30,11 @@ client.addEventListener("message", ({ detail: msg }) => {
   const room = rooms.get(msg.room);
   if (!room) return;
   room.typers.delete(msg.user);
+  room.latest = Math.max(room.latest, msg.seq);
   appendLive(room, msg);
-  // The open room shows its own "new messages" button; its badge counts only while the tab is hidden.
-  const seen = room.slug === state.active && !document.hidden;
-  if (msg.user !== ME && !seen && msg.seq > (readSeqs[room.slug] ?? 0)) {
-    room.unread += 1;
-    renderRoomList();
-  }
+  // Your own message, written elsewhere, is not news to you, if you had read up to it.
+  if (msg.user === ME && readUpTo(room.slug) === msg.seq - 1) markReadUpTo(room.slug, msg.seq);
+  renderRoomList();
   if (room.slug === state.active) {
     renderTyping();
     markRead();
@@ -43,12 +43,9 @@ client.addEventListener("message", ({ detail: msg }) => {
 
 client.addEventListener("subscribed", ({ detail }) => {
   const room = rooms.get(detail.room);
-  if (!room || !detail.fresh) return;
-  const read = readSeqs[room.slug];
-  if (room.slug !== state.active && read !== undefined) room.unread = Math.max(0, detail.seq - read);
-  else if (read === undefined && room.slug !== state.active) {
-    readSeqs[room.slug] = detail.seq; // first sight of the room: nothing counts as unread
-  }
+  if (!room) return;
+  room.latest = Math.max(room.latest, detail.seq);
+  baselineRead(room);
   renderRoomList();
 });
 
@@ -130,8 +127,10 @@ document.addEventListener("keydown", (ev) => {
 });
 
 window.addEventListener("online", () => client.reconnectNow());
+window.addEventListener("pagehide", flushReads);
 document.addEventListener("visibilitychange", () => {
-  if (document.hidden) return;
+  renderRoomList(); // the open room's badge counts only while the tab is hidden
+  if (document.hidden) return flushReads();
   client.reconnectNow();
   markRead();
   refreshRooms().catch(() => {});

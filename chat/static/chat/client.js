@@ -106,6 +106,9 @@ export class ChatClient extends EventTarget {
   publish(room, body) {
     const p = { ref: this._ref(), room, body, key: randomId(), status: "sending", seq: null, error: null };
     this.pending.set(p.ref, p);
+    // Others drop our "is typing" when the message lands: the next keystroke announces afresh.
+    const r = this.rooms.get(room);
+    if (r) r.typedAt = 0;
     this._emitPublish(p);
     this._pump();
     return p.ref;

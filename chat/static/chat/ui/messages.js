@@ -1,7 +1,8 @@
 // The message pane: message list and grouping, history paging, the "new messages"
 // marker and jump button, read tracking, and pending (unacknowledged) sends.
 
-import { ME, client, rooms, pendingSends, readSeqs, saveReadSeqs, state } from "../state.js";
+import { ME, client, rooms, pendingSends, state } from "../state.js";
+import { markReadUpTo } from "../reads.js";
 import { ui, h, avatar } from "../dom.js";
 import { dayKey, dayLabel, clockTime, timeEl } from "../time.js";
 import { renderRoomList, showRoomProblem } from "./rooms.js";
@@ -187,14 +188,7 @@ export function markRead() {
   state.newWhileAway = 0;
   ui.jumpNew.hidden = true;
   const last = client.lastSeq(room.slug) ?? room.list[room.list.length - 1]?.seq;
-  if (last !== undefined && last !== null) {
-    readSeqs[room.slug] = last;
-    saveReadSeqs();
-  }
-  if (room.unread) {
-    room.unread = 0;
-    renderRoomList();
-  }
+  if (markReadUpTo(room.slug, last)) renderRoomList();
 }
 
 // --- pending sends -----------------------------------------------------------------------
@@ -205,8 +199,12 @@ export function renderPending() {
 }
 
 export function pendingNode(p) {
-  const li = h("li", `msg mine pending ${p.status === "failed" ? "failed" : "sending"}`);
+  // Offline, a message waits in the client and goes out (once, by its key) after reconnecting.
+  const waiting = p.status !== "failed" && client.state !== "online" && client.state !== "catching-up";
+  const status = p.status === "failed" ? "failed" : waiting ? "waiting" : "sending";
+  const li = h("li", `msg mine pending ${status}`);
   li.dataset.ref = p.ref;
+  li.dataset.status = status;
   const meta = h("div", "meta");
   meta.append(h("span", "author", ME));
   if (p.status === "failed") {
@@ -219,7 +217,7 @@ export function pendingNode(p) {
     discard.addEventListener("click", () => client.discard(p.ref));
     meta.append(retry, discard);
   } else {
-    meta.append(h("span", "status", "sending…"));
+    meta.append(h("span", "status", waiting ? "Pending: sends when you are back online" : "sending…"));
   }
   li.append(avatar(ME), meta, h("div", "body", p.body));
   return li;

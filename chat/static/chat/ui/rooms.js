@@ -1,7 +1,8 @@
 // The rooms sidebar: room list with unread badges, create/join forms, the room header,
 // switching rooms (with history and deep links), and rooms that cannot be opened.
 
-import { ME, client, rooms, readSeqs, state } from "../state.js";
+import { ME, client, rooms, state } from "../state.js";
+import { learnRead, markReadUpTo, readUpTo } from "../reads.js";
 import { ui, h, icon, toast } from "../dom.js";
 import { api } from "../api.js";
 import { renderMessages, renderPending, loadOlder, markRead } from "./messages.js";
@@ -17,11 +18,12 @@ export function ensureRoom(slug, info = {}) {
       slug, title: slug, private: false,
       list: [], seqs: new Set(), // loaded messages, ascending by seq
       loaded: false, atStart: false, loading: false,
-      unread: 0, markerSeq: null, breakSeq: null, presence: [], typers: new Map(),
+      latest: 0, markerSeq: null, breakSeq: null, presence: [], typers: new Map(),
     };
     rooms.set(slug, room);
     client.subscribe(slug);
   }
+  if (info.seq !== undefined) room.latest = Math.max(room.latest, info.seq);
   if (info.title) room.title = info.title;
   if (info.private !== undefined) room.private = info.private;
   return room;
@@ -37,6 +39,18 @@ export function roomItem(slug) {
   link.append(icon("hash"), h("span", "room-name"), h("span", "visually-hidden room-extra"), badge);
   li.append(link);
   return li;
+}
+
+/** Messages past the user's read marker; none for the room in view (it has its own marker). */
+export function unreadOf(room) {
+  const read = readUpTo(room.slug);
+  if (read === undefined || (room.slug === state.active && !document.hidden)) return 0;
+  return Math.max(0, room.latest - read);
+}
+
+/** A room seen for the first time (no marker on the server): its past is not news. */
+export function baselineRead(room) {
+  if (state.roomsLoaded && readUpTo(room.slug) === undefined) markReadUpTo(room.slug, room.latest);
 }
 
 /** Update the room list in place, so keyboard focus survives unread counts changing. */
@@ -56,27 +70,34 @@ export function renderRoomList() {
       link.classList.toggle("private", room.private);
     }
     name.textContent = room.title;
-    const extras = [room.private && "private", room.unread && `${room.unread} unread`].filter(Boolean);
+    const unread = unreadOf(room);
+    const extras = [room.private && "private", unread && `${unread} unread`].filter(Boolean);
     extra.textContent = extras.length ? ` (${extras.join(", ")})` : "";
-    badge.textContent = room.unread > 99 ? "99+" : String(room.unread);
-    badge.hidden = !room.unread;
-    link.classList.toggle("has-unread", room.unread > 0);
+    badge.textContent = unread > 99 ? "99+" : String(unread);
+    badge.hidden = !unread;
+    link.classList.toggle("has-unread", unread > 0);
     if (room.slug === state.active) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  const total = items.reduce((sum, r) => sum + r.unread, 0);
+  const total = items.reduce((sum, r) => sum + unreadOf(r), 0);
   document.title = `${total ? `(${total}) ` : ""}${state.active ? `#${state.active} · ` : ""}Relay`;
 }
 
 export async function refreshRooms() {
   const data = await api("/api/rooms");
-  for (const info of data.rooms) ensureRoom(info.slug, info);
+  for (const info of data.rooms) {
+    learnRead(info.slug, info.read);
+    ensureRoom(info.slug, info);
+  }
+  state.roomsLoaded = true;
+  for (const room of rooms.values()) baselineRead(room);
   renderRoomList();
   if (state.active) renderHeader();
 }
 
 export function selectRoom(slug, { push = true, replace = false } = {}) {
   const room = ensureRoom(slug);
+  const unread = state.active === slug ? 0 : unreadOf(room);
   if (state.active && state.active !== slug) {
     const prev = rooms.get(state.active);
     if (prev) prev.markerSeq = null;
@@ -86,7 +107,7 @@ export function selectRoom(slug, { push = true, replace = false } = {}) {
   const url = `/rooms/${slug}/`;
   if (replace) history.replaceState({ room: slug }, "", url);
   else if (push && location.pathname !== url) history.pushState({ room: slug }, "", url);
-  if (room.unread && readSeqs[slug] !== undefined) room.markerSeq = readSeqs[slug] + 1;
+  if (unread) room.markerSeq = readUpTo(slug) + 1;
   state.newWhileAway = 0;
   ui.jumpNew.hidden = true;
   ui.empty.hidden = true;
