@@ -151,7 +151,12 @@ class RunningCluster:
 
 
 def start_cluster(
-    tmp: Path, *, nodes: int = 3, env: dict[str, str] | None = None, private_redis: bool = False
+    tmp: Path,
+    *,
+    nodes: int = 3,
+    env: dict[str, str] | None = None,
+    private_redis: bool = False,
+    balancer: str = "caddy",
 ) -> RunningCluster:
     """`runcluster` on free ports; with `private_redis` it runs a Redis of its own to break."""
     base = pick_base_port(nodes)
@@ -165,6 +170,7 @@ def start_cluster(
     else:
         full_env["REDIS_URL"] = settings.REDIS_URL
     args = ["--nodes", str(nodes), "--port", str(base), "--run-dir", str(run_dir), "--redis-port", str(redis_port)]
+    args += ["--balancer", balancer]
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runcluster", *args],
         cwd=ROOT,
@@ -179,6 +185,7 @@ def start_cluster(
         redis_url=None if private_redis else settings.REDIS_URL,
         run_dir=run_dir,
         redis_port=redis_port,
+        balancer=balancer,
     )
     running = RunningCluster(process, cluster, full_env)
     deadline = time.monotonic() + 90
