@@ -25,6 +25,8 @@ NGINX_ENV = {
     "PRESENCE_GRACE": "2",
     # Long enough to open sockets through nginx while one node drains.
     "DRAIN_GRACE": "2",
+    # On PostgreSQL the nodes go through psycopg's pool, as deployments do (ignored on SQLite).
+    "DB_POOL": "true",
 }
 ROUTE_COOKIE = "chat_route"
 
