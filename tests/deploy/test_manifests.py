@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 from django.conf import settings
@@ -25,6 +26,9 @@ import chat.metrics  # noqa: F401 - registers the metrics the dashboard may quer
 from chat.cluster import Cluster
 
 ROOT = Path(settings.BASE_DIR)
+# The oldest Kubernetes the manifests promise to work on (autoscaling/v2, policy/v1 and
+# the Ingress fields used here are all older); the schemas ship with kubernetes-validate.
+KUBERNETES_VERSION = "1.29.0"
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 # Metrics another part of issue 7 adds; the dashboard may show them before they exist.
@@ -95,6 +99,15 @@ def test_every_kubernetes_object_has_api_version_kind_and_a_name() -> None:
     for manifest in manifests():
         assert manifest.get("apiVersion"), manifest["__file__"]
         assert manifest["metadata"]["name"], manifest["__file__"]
+
+
+def test_every_kubernetes_object_matches_the_api_schema_with_no_unknown_field() -> None:
+    for manifest in manifests():
+        resource = {key: value for key, value in manifest.items() if key != "__file__"}
+        try:
+            kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{manifest['__file__']}: {exc.message} at {'.'.join(map(str, exc.path))}")
 
 
 def test_kustomization_lists_files_that_exist() -> None:
