@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chat.cluster import BALANCERS, Cluster, ClusterError
+from chat.cluster import BALANCERS, Cluster, ClusterError, nginx_binary
 
 
 class Command(BaseCommand):
@@ -62,11 +62,11 @@ class Command(BaseCommand):
             cluster.rolling_restart(log=self.stdout.write)
             self.stdout.write(self.style.SUCCESS("rolling restart done"))
             return
-        try:
-            # Say what is missing before migrating and starting anything.
-            cluster.supervisor_conf()
-        except ClusterError as exc:
-            raise CommandError(str(exc)) from exc
+        if balancer == "nginx":
+            try:
+                nginx_binary()  # say it is missing before migrating and starting anything
+            except ClusterError as exc:
+                raise CommandError(str(exc)) from exc
         call_command("migrate", interactive=False, verbosity=0)
 
         def forward(signum: int, frame: FrameType | None) -> None:
