@@ -259,6 +259,35 @@ def test_the_production_nginx_config_balances_the_compose_nodes() -> None:
     assert sorted(servers) == sorted(node_services())
 
 
+NGINX_CONFIGS = [DEPLOY / "nginx" / "nginx.conf", DEPLOY / "nginx" / "cluster.conf.template"]
+
+
+@pytest.mark.parametrize("path", NGINX_CONFIGS, ids=lambda p: p.name)
+def test_both_nginx_configs_make_the_same_choices(path: Path) -> None:
+    text = path.read_text()
+    for directive in (
+        "hash $chat_route consistent;",
+        "add_header Set-Cookie $chat_route_cookie always;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $connection_upgrade;",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+        "proxy_next_upstream error timeout http_502 http_503;",
+        "limit_conn chat_conn_per_ip",
+        "limit_req zone=",
+    ):
+        assert directive in text, (path.name, directive)
+    assert "ip_hash" not in re.sub(r"#.*", "", text)
+    assert re.search(r"server \S+ max_fails=\d+ fail_timeout=\d+s;", text) or "{{upstream_servers}}" in text
+
+
+def test_the_production_nginx_outwaits_the_ping_cycle() -> None:
+    text = (DEPLOY / "nginx" / "nginx.conf").read_text()
+    ping_cycle = setting_bounds("WS_PING_INTERVAL")[0] + setting_bounds("WS_PING_TIMEOUT")[0]
+    for directive in ("proxy_read_timeout", "proxy_send_timeout", "send_timeout"):
+        (seconds,) = re.findall(rf"^\s*{directive} (\d+)s;", text, re.M)
+        assert int(seconds) > ping_cycle, directive
+
+
 # --- Grafana ------------------------------------------------------------------------
 
 
