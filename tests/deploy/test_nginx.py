@@ -33,7 +33,9 @@ ROUTE_COOKIE = "chat_route"
 
 @pytest.fixture(scope="module")
 def behind_nginx(nginx: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
-    running = start_cluster(tmp_path_factory.mktemp("nginx"), env=NGINX_ENV, balancer="nginx")
+    # A Redis of its own: its nodes are named node1..3 like the session cluster's, and
+    # would share that cluster's node registry, presence and socket counts otherwise.
+    running = start_cluster(tmp_path_factory.mktemp("nginx"), env=NGINX_ENV, balancer="nginx", private_redis=True)
     yield running
     running.stop()
 
