@@ -22,7 +22,12 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	@apt-get install -y -q chromium >/dev/null 2>&1 || echo "chromium not installed: the browser tests will skip"
 
-setup: $(STAMP) $(KEY) $(CHROMIUM)
+# nginx for `runcluster --balancer nginx` and its tests (tests/deploy); without it they skip.
+NGINX := /usr/sbin/nginx
+$(NGINX):
+	@apt-get install -y -q nginx >/dev/null 2>&1 || echo "nginx not installed: the nginx tests will skip"
+
+setup: $(STAMP) $(KEY) $(CHROMIUM) $(NGINX)
 
 run: setup
 	$(PY) manage.py runcluster

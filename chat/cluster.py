@@ -1,14 +1,19 @@
-"""The local cluster: Redis, N nodes (daphne via `runnode`) and a Caddy balancer, run by supervisord.
+"""The local cluster: Redis, N nodes (daphne via `runnode`) and a balancer, run by supervisord.
 
 `runcluster` and the cluster tests both go through `Cluster`: it writes the supervisor
-and Caddy configuration into a run directory, starts supervisord (which restarts a node
+and balancer configuration into a run directory, starts supervisord (which restarts a node
 that dies and stops everything it started on SIGTERM), and waits until every part answers.
+The balancer is Caddy (the default, shipped as a wheel), nginx (found on the machine,
+configured from deploy/nginx/cluster.conf.template) or none.
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +33,54 @@ BIN = Path(sys.executable).parent
 STOP_MARGIN = 5
 # Seconds for the balancer's health check (every 1 s) to see a restarted node ready.
 BALANCER_SETTLE = 2.0
+BALANCERS = ("caddy", "nginx", "none")
+NGINX_TEMPLATE = Path(settings.BASE_DIR) / "deploy" / "nginx" / "cluster.conf.template"
+# Debian and most distributions install nginx here, outside a non-root user's PATH.
+NGINX_FALLBACK = Path("/usr/sbin/nginx")
+# nginx's per-address limits for the local cluster. Every local client shares 127.0.0.1,
+# so these are generous: they exist to show the directives work, not to protect a
+# laptop. deploy/nginx/nginx.conf has production values and their reasons.
+NGINX_CONN_PER_IP = 1000
+NGINX_REQ_RATE = 200
+NGINX_REQ_BURST = 400
+# A node that fails this many requests in FAIL_TIMEOUT seconds gets no requests for
+# FAIL_TIMEOUT seconds (nginx's passive health check): short, so a restarted node
+# soon takes its share back.
+NGINX_MAX_FAILS = 2
+NGINX_FAIL_TIMEOUT = 5
+# Seconds nginx keeps an idle proxied connection open, beyond the nodes' own ping
+# cycle: a node pings every WS_PING_INTERVAL and drops a silent peer after
+# WS_PING_TIMEOUT more, so nginx must never give up on a socket before the node does.
+NGINX_IDLE_MARGIN = 10
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot start as asked; the message says what to do."""
+
+
+def nginx_binary() -> Path:
+    """nginx on PATH or at /usr/sbin/nginx."""
+    found = shutil.which("nginx")
+    if found:
+        return Path(found)
+    if NGINX_FALLBACK.exists():
+        return NGINX_FALLBACK
+    raise ClusterError(
+        "nginx is not installed (not on PATH, not at /usr/sbin/nginx): install it "
+        "(`apt-get install -y nginx`) or use `--balancer caddy`"
+    )
+
+
+def render_template(text: str, values: dict[str, object]) -> str:
+    """Fill `{{name}}` placeholders; a placeholder without a value is an error."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise ClusterError(f"no value for {{{{{name}}}}} in {NGINX_TEMPLATE}")
+        return str(values[name])
+
+    return re.sub(r"\{\{(\w+)\}\}", fill, text)
 
 
 def free_port() -> int:
@@ -60,6 +113,8 @@ class Cluster:
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
+        if self.balancer not in BALANCERS:
+            raise ClusterError(f"balancer {self.balancer!r}: use one of {', '.join(BALANCERS)}")
         if self.redis_url is None:
             self.redis_port = self.redis_port or free_port()
             given = self.redis_ports or [self.redis_port]
@@ -96,8 +151,33 @@ class Cluster:
 
     def write_config(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "Caddyfile").write_text(self.caddyfile())
+        if self.balancer == "caddy":
+            (self.run_dir / "Caddyfile").write_text(self.caddyfile())
+        if self.balancer == "nginx":
+            (self.run_dir / "nginx-tmp").mkdir(exist_ok=True)
+            (self.run_dir / "nginx.conf").write_text(self.nginx_conf())
         self.conf_path.write_text(self.supervisor_conf())
+
+    def _setting(self, name: str) -> float:
+        """A node setting as the nodes will see it: this cluster's env first, then ours."""
+        return float(self.env.get(name, getattr(settings, name)))
+
+    def nginx_conf(self) -> str:
+        health = f"max_fails={NGINX_MAX_FAILS} fail_timeout={NGINX_FAIL_TIMEOUT}s"
+        servers = "\n".join(f"        server 127.0.0.1:{self.node_port(i)} {health};" for i in range(self.nodes))
+        idle = math.ceil(self._setting("WS_PING_INTERVAL") + self._setting("WS_PING_TIMEOUT")) + NGINX_IDLE_MARGIN
+        return render_template(
+            NGINX_TEMPLATE.read_text(),
+            {
+                "run_dir": self.run_dir.resolve(),
+                "port": self.port,
+                "upstream_servers": servers,
+                "idle_timeout": idle,
+                "conn_per_ip": NGINX_CONN_PER_IP,
+                "req_rate": NGINX_REQ_RATE,
+                "req_burst": NGINX_REQ_BURST,
+            },
+        )
 
     def caddyfile(self) -> str:
         upstreams = " ".join(f"127.0.0.1:{self.node_port(i)}" for i in range(self.nodes))
@@ -124,7 +204,7 @@ http://:{self.port} {{
 
     def supervisor_conf(self) -> str:
         run = self.run_dir
-        stop_wait = int(float(self.env.get("DRAIN_GRACE", settings.DRAIN_GRACE))) + STOP_MARGIN
+        stop_wait = int(self._setting("DRAIN_GRACE")) + STOP_MARGIN
         common = (
             "autostart=true\nautorestart=true\nstartsecs=1\nstartretries=1000\n"
             "stopasgroup=true\nkillasgroup=true\nredirect_stderr=true\n"
@@ -179,6 +259,18 @@ priority=20
 stdout_logfile={run / "balancer.log"}
 {common}"""
             )
+        if self.balancer == "nginx":
+            conf = self.run_dir.resolve() / "nginx.conf"
+            # Started by `start` once the nodes answer: nginx has no active health check,
+            # and connects refused while the nodes boot would mark them failed for
+            # NGINX_FAIL_TIMEOUT seconds.
+            parts.append(
+                f"""[program:balancer]
+command={nginx_binary()} -p {self.run_dir.resolve()}/ -c {conf} -e {self.run_dir.resolve() / "nginx-error.log"}
+priority=20
+stdout_logfile={run / "balancer.log"}
+{common.replace("autostart=true", "autostart=false")}"""
+            )
         return "\n".join(parts)
 
     # --- lifecycle -------------------------------------------------------------
@@ -191,15 +283,20 @@ stdout_logfile={run / "balancer.log"}
             cwd=settings.BASE_DIR,
             preexec_fn=_die_with_parent,
         )
+        if self.balancer == "nginx":
+            started = time.monotonic()
+            self.wait_ready(timeout=timeout, urls=self.urls()[: self.nodes])
+            self.ctl("start", "balancer")
+            timeout -= time.monotonic() - started
         self.wait_ready(timeout=timeout)
 
     def urls(self) -> list[str]:
         nodes = [f"http://127.0.0.1:{self.node_port(i)}" for i in range(self.nodes)]
         return nodes + ([f"http://127.0.0.1:{self.port}"] if self.balancer != "none" else [])
 
-    def wait_ready(self, *, timeout: float) -> None:
+    def wait_ready(self, *, timeout: float, urls: list[str] | None = None) -> None:
         deadline = time.monotonic() + timeout
-        waiting = self.urls()
+        waiting = self.urls() if urls is None else urls
         while waiting:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"supervisord exited early; see {self.run_dir}/*.log")

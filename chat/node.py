@@ -7,8 +7,12 @@
   holds frames while paused, and closes a client that falls `SEND_QUEUE_MAX` frames
   behind.
 - A graceful drain. On SIGTERM (or SIGINT) the node answers /readyz with 503 and refuses
-  new sockets at once, closes its sockets with 1012 after `DRAIN_GRACE` seconds so their
-  clients recover on other nodes, and exits. A second signal exits at once.
+  new WebSocket handshakes with HTTP 503 at once (a balancer retries them on another
+  node), closes its sockets with 1012 after `DRAIN_GRACE` seconds so their clients
+  recover on other nodes, and exits. A second signal exits at once.
+
+Every HTTP response and WebSocket handshake names the node in `X-Chat-Node`, so
+operators (and the balancer tests) can see where a sticky session landed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging
 import signal
 from typing import Any
 
+from autobahn.websocket.types import ConnectionDeny
 from daphne.server import Server  # installs Twisted's asyncio reactor: import it first
 from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
@@ -32,9 +37,34 @@ reactor: Any = twisted_reactor
 
 # Seconds to let close handshakes finish after the 1012s go out, before exiting anyway.
 CLOSE_WAIT = 2.0
+NODE_HEADER = "X-Chat-Node"
 
 
 class FlowControlledWebSocketProtocol(WebSocketProtocol):
+    refused = False
+
+    def onConnect(self, request: Any) -> Any:  # noqa: N802
+        # A draining node refuses the handshake itself, before any application runs: a
+        # 503 is what nginx's `proxy_next_upstream http_503` retries on another node, so
+        # a balancer without active health checks still sends no socket here. (Accepting
+        # and closing with 1012 would be a success to the balancer and a wasted round
+        # trip to the client.)
+        if hub.draining():
+            self.refused = True
+            metrics.CONNECTS.labels("draining").inc()
+            raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "node draining")
+        return super().onConnect(request)
+
+    def onClose(self, was_clean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
+        # A refused handshake never reached daphne's bookkeeping: nothing to clean up.
+        if not self.refused:
+            super().onClose(was_clean, code, reason)
+
+    def serverAccept(self, subprotocol: str | None = None) -> None:  # noqa: N802
+        # autobahn sends extra handshake headers when the deferred yields (protocol, headers).
+        self.handshake_deferred.callback((subprotocol, {NODE_HEADER: settings.NODE_ID}))
+        del self.handshake_deferred
+
     def connectionMade(self) -> None:  # noqa: N802
         super().connectionMade()
         self.flow = FlowControl(self)
@@ -95,9 +125,28 @@ class NodeServer(Server):
             logger.exception("drain failed; exiting anyway")
 
 
+def with_node_header(application: Any) -> Any:
+    """Add `X-Chat-Node` to every HTTP response of `application` (an ASGI app)."""
+    header = (NODE_HEADER.lower().encode(), settings.NODE_ID.encode())
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await application(scope, receive, send)
+            return
+
+        async def send_named(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        await application(scope, receive, send_named)
+
+    return app
+
+
 def serve(*, application: Any, host: str, port: int) -> None:
     server = NodeServer(
-        application=application,
+        application=with_node_header(application),
         endpoints=[f"tcp:port={port}:interface={host}"],
         signal_handlers=False,
         proxy_forwarded_address_header="X-Forwarded-For",

@@ -155,6 +155,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["TEST"] = {"NAME": str(LOCAL_DIR / "test-db.sqlite3")}
+# PostgreSQL through psycopg's connection pool, one per node process (docs/deploy.md).
+# Persistent connections (DB_CONN_MAX_AGE) suit the sockets' ORM calls, which asgiref
+# runs on one thread per node, but not HTTP requests: Django's ASGI handler gives each
+# request a thread of its own, so each opens a connection. A pool serves both and caps
+# the node's connections at DB_POOL_MAX_SIZE. (Not for SQLite, a local file.)
+DB_POOL = env_bool("DB_POOL", False)
+if DB_POOL and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _pool_min = env_int("DB_POOL_MIN_SIZE", 2, minimum=0)
+    _pool_max = env_int("DB_POOL_MAX_SIZE", 10, minimum=1)
+    if _pool_min > _pool_max:
+        raise ImproperlyConfigured(f"DB_POOL_MIN_SIZE={_pool_min} is larger than DB_POOL_MAX_SIZE={_pool_max}")
+    # The pool keeps the connections; Django refuses persistent ones on top of it.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": _pool_min,
+        "max_size": _pool_max,
+        # Seconds a thread waits for a free connection before the action fails as
+        # `unavailable`: a saturated pool should shed load, not queue it for ever.
+        "timeout": env_number("DB_POOL_TIMEOUT", 5, minimum=0.1),
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

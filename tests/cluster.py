@@ -157,6 +157,7 @@ def start_cluster(
     env: dict[str, str] | None = None,
     private_redis: bool = False,
     redis_url: str | None = None,
+    balancer: str = "caddy",
 ) -> RunningCluster:
     """`runcluster` on free ports; with `private_redis` it runs a Redis of its own to break.
 
@@ -175,6 +176,7 @@ def start_cluster(
     else:
         full_env["REDIS_URL"] = redis_url
     args = ["--nodes", str(nodes), "--port", str(base), "--run-dir", str(run_dir), "--redis-port", str(redis_port)]
+    args += ["--balancer", balancer]
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runcluster", *args],
         cwd=ROOT,
@@ -189,6 +191,7 @@ def start_cluster(
         redis_url=None if private_redis else redis_url,
         run_dir=run_dir,
         redis_port=redis_port,
+        balancer=balancer,
     )
     running = RunningCluster(process, cluster, full_env)
     deadline = time.monotonic() + 90

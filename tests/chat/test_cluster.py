@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 
+from chat import cluster as cluster_module
+from chat.cluster import Cluster, ClusterError, render_template
 from tests.cluster import Client, RunningCluster, http_status, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -94,3 +98,23 @@ def test_a_node_killed_with_sigkill_is_started_again(cluster: RunningCluster) ->
     wait_until(lambda: cluster.cluster.pid("node2") not in (0, old), timeout=20)
     cluster.wait_node_ready(1)
     assert http_status(f"http://127.0.0.1:{cluster.node_port(1)}/readyz") == 200
+
+
+def test_without_nginx_the_nginx_balancer_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(cluster_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(cluster_module, "NGINX_FALLBACK", tmp_path / "no-nginx")
+    with pytest.raises(ClusterError, match=r"apt-get install -y nginx.*--balancer caddy"):
+        Cluster(balancer="nginx", run_dir=tmp_path, redis_url="redis://127.0.0.1:1/0").write_config()
+
+
+def test_the_nginx_config_names_every_node_and_leaves_no_placeholder(tmp_path: Path) -> None:
+    cluster = Cluster(nodes=4, port=30000, balancer="nginx", run_dir=tmp_path, redis_url="redis://127.0.0.1:1/0")
+    conf = cluster.nginx_conf()
+    assert "{{" not in conf
+    assert [f"127.0.0.1:{cluster.node_port(i)}" for i in range(4)] == re.findall(r"server (127\.0\.0\.1:\d+) ", conf)
+    assert "listen 127.0.0.1:30000;" in conf
+
+
+def test_a_template_placeholder_without_a_value_is_an_error() -> None:
+    with pytest.raises(ClusterError, match="no value for"):
+        render_template("listen {{port}}; root {{nowhere}};", {"port": 1})

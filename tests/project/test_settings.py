@@ -87,3 +87,36 @@ def test_log_format_is_json_or_text(tmp_path: Path) -> None:
 def test_a_sentinel_address_without_a_port_refuses_to_start(tmp_path: Path) -> None:
     result = settings_value(tmp_path, "s.REDIS_SENTINELS", REDIS_SENTINELS="sentinel-a", REDIS_MASTER_NAME="chat")
     assert result.returncode != 0 and "host:port" in result.stderr
+
+
+def pool_settings_in(tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The default database's CONN_MAX_AGE and pool options, as a fresh process reads them."""
+    return settings_value(
+        tmp, "(s.DATABASES['default']['CONN_MAX_AGE'], s.DATABASES['default']['OPTIONS'].get('pool'))", **env
+    )
+
+
+def test_db_pool_on_postgresql_pools_connections_instead_of_keeping_them(tmp_path: Path) -> None:
+    result = pool_settings_in(
+        tmp_path, DATABASE_URL="postgres://u@127.0.0.1:5432/d", DB_POOL="true", DB_POOL_MAX_SIZE="4"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(0, {'min_size': 2, 'max_size': 4, 'timeout': 5})"
+
+
+def test_db_pool_with_a_minimum_above_its_maximum_refuses_to_start(tmp_path: Path) -> None:
+    result = pool_settings_in(
+        tmp_path,
+        DATABASE_URL="postgres://u@127.0.0.1:5432/d",
+        DB_POOL="true",
+        DB_POOL_MIN_SIZE="5",
+        DB_POOL_MAX_SIZE="4",
+    )
+    assert result.returncode != 0
+    assert "DB_POOL_MIN_SIZE=5 is larger than DB_POOL_MAX_SIZE=4" in result.stderr
+
+
+def test_db_pool_leaves_sqlite_alone(tmp_path: Path) -> None:
+    result = pool_settings_in(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", DB_POOL="true")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(60, None)"

