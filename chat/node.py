@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import threading
 from typing import Any
 
 from autobahn.websocket.types import ConnectionDeny
@@ -35,6 +37,9 @@ logger = logging.getLogger(__name__)
 # Twisted's reactor is a module-level singleton that its stubs describe poorly.
 reactor: Any = twisted_reactor
 
+# Seconds a drained node gives its own shutdown (leaving the registry, then interpreter
+# exit) before it exits outright.
+EXIT_WAIT = 3.0
 # Seconds to let close handshakes finish after the 1012s go out, before exiting anyway.
 CLOSE_WAIT = 2.0
 NODE_HEADER = "X-Chat-Node"
@@ -120,9 +125,16 @@ class NodeServer(Server):
             await asyncio.sleep(settings.DRAIN_GRACE)
             closed = await hub.close_sockets(hub.CLOSE_DRAINING, wait=CLOSE_WAIT)
             logger.info("drained: closed %d sockets; exiting", closed)
-            await hub.stop_hub()
+            # Leaving the registry is a courtesy (the entry expires anyway): a Redis or
+            # task that does not answer must not keep a drained node alive.
+            async with asyncio.timeout(EXIT_WAIT):
+                await hub.stop_hub()
         except Exception:
             logger.exception("drain failed; exiting anyway")
+        finally:
+            # The process must end even if a worker thread hangs at interpreter exit
+            # (a database call that never returns): supervisord then starts it again.
+            threading.Timer(EXIT_WAIT, os._exit, args=(0,)).start()
 
 
 def with_node_header(application: Any) -> Any:
