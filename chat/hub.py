@@ -464,18 +464,23 @@ class Hub:
         if not skip:
             self._fan_out(feed, None, event["text"])
             return
-        self._fan_out(feed, None, event["text"], skip=skip)
-        # A joiner's sockets already hold the full list: they get the diff without themselves.
+        # A joiner's sockets already hold the full list: they get the diff without
+        # themselves (or nothing, if that leaves it empty). One pass over the room.
+        shared = OutFrame(event["text"])
         joined, left = event.get("joined", []), event.get("left", [])
-        for user in skip:
-            mine = [name for name in joined if name != user]
-            if not (mine or left):
-                continue
-            text = protocol.encode({"type": "presence", "room": feed.slug, "joined": mine, "left": left})
-            frame = OutFrame(text)
-            for sub in feed.subs:
-                if sub.user == user:
-                    sub.offer(None, frame)
+        own: dict[str, OutFrame | None] = {}
+        sent = 0
+        for sub in feed.subs:
+            frame: OutFrame | None = shared
+            if sub.user in skip:
+                if sub.user not in own:
+                    mine = [name for name in joined if name != sub.user]
+                    text = {"type": "presence", "room": feed.slug, "joined": mine, "left": left}
+                    own[sub.user] = OutFrame(protocol.encode(text)) if mine or left else None
+                frame = own[sub.user]
+            if frame is not None and sub.offer(None, frame):
+                sent += 1
+        metrics.FRAMES_OUT.inc(sent)
 
     async def _repair(self, feed: RoomFeed) -> None:
         """Fill a seq gap: wait for stragglers, then read what is still missing."""

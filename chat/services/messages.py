@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from chat import protocol
 from chat.errors import ChatError
-from chat.models import SLUG_PATTERN, Membership, Message, Room
-from chat.services.rooms import room_resolve
+from chat.models import Membership, Message, Room
+from chat.services.rooms import room_check_slug, room_resolve
 
 # C0/C1 controls other than tab and newline, and the bidi embedding, override and
 # isolate characters that can make a body spoof the layout around it.
@@ -117,13 +117,12 @@ def message_publish_batch(*, requests: Sequence[PublishRequest]) -> list[PostedM
     bodies: dict[int, str] = {}
     for i, request in enumerate(requests):
         try:
-            if not re.match(SLUG_PATTERN, request.slug):
-                raise ChatError("bad_request", "a room name is 1 to 64 characters of a-z 0-9 - _")
+            room_check_slug(slug=request.slug)
             bodies[i] = message_clean_body(body=request.body)
         except ChatError as exc:
             outcomes[i] = exc
     rooms = _rooms_for(requests, outcomes)
-    fresh = _drop_repeats(requests, rooms, outcomes)
+    fresh, repeat_of = _drop_repeats(requests, rooms, outcomes)
     if fresh:
         try:
             _store(requests, rooms, bodies, fresh, outcomes)
@@ -137,6 +136,10 @@ def message_publish_batch(*, requests: Sequence[PublishRequest]) -> list[PostedM
                     )
                 except ChatError as exc:
                     outcomes[i] = exc
+    for i, first in repeat_of.items():
+        # A retry within the batch gets its first copy's answer.
+        copy = outcomes[first]
+        outcomes[i] = replace(copy, created=False) if isinstance(copy, PostedMessage) else copy
     return [o if o is not None else ChatError("internal", "not published") for o in outcomes]
 
 
@@ -178,30 +181,32 @@ def _rooms_for(requests: Sequence[PublishRequest], outcomes: list[PostedMessage 
 
 def _drop_repeats(
     requests: Sequence[PublishRequest], rooms: dict[int, int], outcomes: list[PostedMessage | ChatError | None]
-) -> list[int]:
-    """Answer requests whose idempotency key was stored before; the rest are to store."""
-    keyed: dict[tuple[int, int | None, str | None], int] = {
-        (rooms[i], requests[i].author.pk, requests[i].key): i for i in rooms if requests[i].key is not None
-    }
-    if keyed:
+) -> tuple[list[int], dict[int, int]]:
+    """The requests to store, and each in-batch retry's first copy; answers keys stored before."""
+    fresh: list[int] = []
+    repeat_of: dict[int, int] = {}
+    first: dict[tuple[int, int | None, str], int] = {}
+    for i in rooms:
+        key = requests[i].key
+        if key is None:
+            fresh.append(i)
+        elif (mark := (rooms[i], requests[i].author.pk, key)) in first:
+            repeat_of[i] = first[mark]
+        else:
+            first[mark] = i
+            fresh.append(i)
+    if first:
         earlier = Message.objects.filter(
-            room_id__in={room for room, _, _ in keyed}, client_key__in={key for _, _, key in keyed}
+            room_id__in={room for room, _, _ in first}, client_key__in={key for _, _, key in first}
         )
         for message in earlier:
-            i = keyed.get((message.room_id, message.author_id, message.client_key))
-            if i is not None:
-                slug = requests[i].slug
-                outcomes[i] = PostedMessage(room=slug, seq=message.seq, frame=_frame_of(message, slug), created=False)
-    fresh, first_of_key = [], {}
-    for i in rooms:
-        if outcomes[i] is not None:
-            continue
-        key = (rooms[i], requests[i].author.pk, requests[i].key)
-        if requests[i].key is not None and key in first_of_key:
-            continue  # a retry within the batch: answered with the first copy below
-        first_of_key[key] = i
-        fresh.append(i)
-    return fresh
+            stored = first.get((message.room_id, message.author_id, message.client_key or ""))
+            if stored is not None:
+                slug = requests[stored].slug
+                frame = _frame_of(message, slug)
+                outcomes[stored] = PostedMessage(room=slug, seq=message.seq, frame=frame, created=False)
+                fresh.remove(stored)
+    return fresh, repeat_of
 
 
 def _store(
@@ -215,7 +220,7 @@ def _store(
     for i in fresh:
         by_room[rooms[i]].append(i)
     now = timezone.now()
-    ts = now.isoformat()
+    ts, unix_ts = now.isoformat(), now.timestamp()
     stored_at = connection.ops.adapt_datetimefield_value(now)
     rows: list[Any] = []
     posted: dict[int, PostedMessage] = {}
@@ -233,7 +238,7 @@ def _store(
                 name = request.author.get_username()
                 rows += [room_id, seq, request.author.pk, name, bodies[i], request.key, stored_at]
                 frame = message_frame(room=request.slug, seq=seq, user=name, body=bodies[i], ts=ts)
-                posted[i] = PostedMessage(room=request.slug, seq=seq, frame=frame, created=True, ts=now.timestamp())
+                posted[i] = PostedMessage(room=request.slug, seq=seq, frame=frame, created=True, ts=unix_ts)
         # One multi-row INSERT (bulk_create's SQL, without building a model per row).
         values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(posted))
         cursor.execute(
@@ -241,14 +246,8 @@ def _store(
             f"(room_id, seq, author_id, author_name, body, client_key, created_at) VALUES {values}",
             rows,
         )
-    first_of_key: dict[tuple[int, int | None, str | None], PostedMessage] = {}
     for i, message in posted.items():
         outcomes[i] = message
-        first_of_key[(rooms[i], requests[i].author.pk, requests[i].key)] = message
-    for i in rooms:
-        if outcomes[i] is None:  # a repeat of a key stored in this batch
-            first = first_of_key[(rooms[i], requests[i].author.pk, requests[i].key)]
-            outcomes[i] = PostedMessage(room=first.room, seq=first.seq, frame=first.frame, created=False)
 
 
 def message_frames_after(*, room: Room, after: int, upto: int | None = None) -> list[str]:

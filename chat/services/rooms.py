@@ -17,10 +17,14 @@ def room_visible_to(*, user: User) -> QuerySet[Room]:
     return Room.objects.filter(Q(is_private=False) | Q(memberships__user=user)).distinct()
 
 
-def room_resolve(*, slug: str, user: User, create: bool = False) -> Room:
-    """The room `slug` if `user` may use it, creating a public one when allowed."""
+def room_check_slug(*, slug: str) -> None:
     if not re.match(SLUG_PATTERN, slug):
         raise ChatError("bad_request", "a room name is 1 to 64 characters of a-z 0-9 - _")
+
+
+def room_resolve(*, slug: str, user: User, create: bool = False) -> Room:
+    """The room `slug` if `user` may use it, creating a public one when allowed."""
+    room_check_slug(slug=slug)
     room = Room.objects.filter(slug=slug).first()
     if room is None:
         if not (create and settings.CHAT_AUTO_CREATE_ROOMS):
