@@ -279,6 +279,8 @@ class Hub:
         self._probe_seen = 0
         # Set while Redis is unreachable or came back empty: the watchdog restores.
         self.broken = False
+        # The last watchdog failure logged while broken, so an outage logs each kind once.
+        self._failure = ""
         self._receiver: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -485,30 +487,35 @@ class Hub:
     async def _repair(self, feed: RoomFeed) -> None:
         """Fill a seq gap: wait for stragglers, then read what is still missing."""
         try:
-            await asyncio.sleep(settings.CHAT_REORDER_WAIT)
-            while feed.head is not None and feed.missing_upto() > feed.head:
-                if feed.head + 1 in feed.early:
-                    self._advance(feed)
-                    continue
-                upto = feed.missing_upto()
-                missing = await database_sync_to_async(message_frames_between)(
-                    slug=feed.slug, after=feed.head, before=upto + 1
-                )
-                metrics.GAP_REPAIRS.inc()
-                for seq, text in missing:
-                    if seq > feed.head:
-                        feed.early.setdefault(seq, text)
-                # Broadcasts may have moved the head on while the database answered.
-                if feed.head < upto and feed.head + 1 not in feed.early:
-                    # Seqs are committed in order, so this means rows were deleted.
-                    logger.error("room %s: seq %d..%d missing from the database", feed.slug, feed.head + 1, upto)
-                    feed.head = max(feed.head, min(feed.early) - 1 if feed.early else upto)
-                self._advance(feed)
+            async with asyncio.timeout(settings.CHAT_WATCH_TIMEOUT):
+                await self._repair_now(feed)
         except asyncio.CancelledError:
             raise
         except Exception:
-            # The next tail check or message schedules another attempt.
+            # The next tail check or message schedules another attempt; a repair that
+            # hung would otherwise keep the room's feed stalled for good.
             logger.exception("gap repair failed in room %s", feed.slug)
+
+    async def _repair_now(self, feed: RoomFeed) -> None:
+        await asyncio.sleep(settings.CHAT_REORDER_WAIT)
+        while feed.head is not None and feed.missing_upto() > feed.head:
+            if feed.head + 1 in feed.early:
+                self._advance(feed)
+                continue
+            upto = feed.missing_upto()
+            missing = await database_sync_to_async(message_frames_between)(
+                slug=feed.slug, after=feed.head, before=upto + 1
+            )
+            metrics.GAP_REPAIRS.inc()
+            for seq, text in missing:
+                if seq > feed.head:
+                    feed.early.setdefault(seq, text)
+            # Broadcasts may have moved the head on while the database answered.
+            if feed.head < upto and feed.head + 1 not in feed.early:
+                # Seqs are committed in order, so this means rows were deleted.
+                logger.error("room %s: seq %d..%d missing from the database", feed.slug, feed.head + 1, upto)
+                feed.head = max(feed.head, min(feed.early) - 1 if feed.early else upto)
+            self._advance(feed)
 
     # --- the watchdog: the database is the record, Redis only carries hints -------
 
@@ -516,16 +523,24 @@ class Hub:
         while True:
             await asyncio.sleep(settings.CHAT_TAIL_CHECK)
             try:
-                await self._check_redis()
+                async with asyncio.timeout(settings.CHAT_WATCH_TIMEOUT):
+                    await self._check_redis()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                failure = repr(exc)
                 if not self.broken:
-                    logger.warning("redis unreachable (%r); restoring when it is back", exc)
+                    logger.warning("redis unreachable (%s); restoring when it is back", failure)
+                elif failure != self._failure:
+                    # Once per new kind of failure: a rebuild that fails other than by
+                    # Redis being away is the thing to read about, not the outage.
+                    logger.warning("rebuilding after losing redis failed: %s", failure, exc_info=exc)
+                self._failure = failure
                 metrics.REDIS_ERRORS.labels("watchdog").inc()
                 self.broken = True
             try:
-                await self._check_tails()
+                async with asyncio.timeout(settings.CHAT_WATCH_TIMEOUT):
+                    await self._check_tails()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -246,6 +246,17 @@ def _layer_hosts() -> list[str | dict[str, object]]:
 
 # The channel layer's `hosts`, one per shard, in the order our own clients use them.
 REDIS_LAYER_HOSTS = _layer_hosts()
+# Seconds to open, or to close, one channel-layer connection to Redis. redis-py waits
+# for nothing longer than this when closing, and without it a close can wait forever.
+REDIS_CONNECT_TIMEOUT = env_number("REDIS_CONNECT_TIMEOUT", 2, minimum=0.1)
+
+
+def _layer_connection(host: str | dict[str, object]) -> dict[str, object]:
+    """A channel-layer host with a connect timeout (no read timeout: pub/sub sits idle)."""
+    spec = {"address": host} if isinstance(host, str) else dict(host)
+    return spec | {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT}
+
+
 NODE_PORT = env_int("NODE_PORT", 0)
 NODE_ID = env_str("NODE_ID", f"{socket.gethostname()}:{NODE_PORT or os.getpid()}")
 
@@ -262,7 +273,7 @@ if CHANNEL_LAYER_BACKEND not in _LAYER_BACKENDS:
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": _LAYER_BACKENDS[CHANNEL_LAYER_BACKEND],
-        "CONFIG": {"hosts": REDIS_LAYER_HOSTS},
+        "CONFIG": {"hosts": [_layer_connection(host) for host in REDIS_LAYER_HOSTS]},
     }
 }
 
@@ -312,6 +323,10 @@ CHAT_REORDER_WAIT = env_number("CHAT_REORDER_WAIT", 0.05, minimum=0)
 # message. It catches a broadcast lost after its ack (Redis restarting, a dropped
 # pub/sub message) when no later message would reveal the gap.
 CHAT_TAIL_CHECK = env_number("CHAT_TAIL_CHECK", 1, minimum=0.1)
+# The longest one watchdog round (Redis check, rebuild, tail check) may take. A Redis
+# call that never answers (a socket close that never completes, redis-py#3941) must not
+# stop the watchdog for good: the round is abandoned and the next one starts over.
+CHAT_WATCH_TIMEOUT = env_number("CHAT_WATCH_TIMEOUT", 10, minimum=1)
 # Sockets one user may hold open across the cluster: tabs on a few devices, not a botnet.
 CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20, minimum=1)
 # Rooms one socket may follow: a busy sidebar; each costs presence entries and fan-out.

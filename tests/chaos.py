@@ -14,6 +14,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +125,13 @@ class Follower:
     def complete_upto(self, last: int) -> bool:
         return self.last is not None and self.last >= last
 
+    def describe(self) -> str:
+        return (
+            f"{self.name} in {self.room}: last {self.last}, {len(self.delivered)} applied, raw tail {self.raw[-8:]},"
+            f" {self.connects} connects, closes {self.close_codes}, {self.gaps} gaps,"
+            f" subscribed {len(self.subscribed_at)}x"
+        )
+
 
 @dataclass(eq=False)
 class Publisher:
@@ -229,7 +237,7 @@ class Traffic:
         await wait_for(
             lambda: all(f.complete_upto(total) for f in self.followers),
             30,
-            f"every follower at seq {total}: {[(f.name, f.last) for f in self.followers]}",
+            lambda: f"every follower at seq {total}: " + "; ".join(f.describe() for f in self.followers),
         )
         await self.stop()
         for follower in self.followers:
@@ -242,9 +250,10 @@ class Traffic:
         await asyncio.gather(*self.publishing, *self.tasks)
 
 
-async def wait_for(condition: Any, timeout: float, what: str) -> None:
+async def wait_for(condition: Any, timeout: float, what: str | Callable[[], str]) -> None:
+    """`what` may be a callable: the state it describes is read when the wait fails."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
+            raise AssertionError(f"not within {timeout} s: {what() if callable(what) else what}")
         await asyncio.sleep(0.05)

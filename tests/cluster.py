@@ -86,6 +86,13 @@ class RunningCluster:
     def node_port(self, index: int) -> int:
         return self.cluster.node_port(index)
 
+    def log_tails(self, chars: int = 4000) -> str:
+        """The end of every process log of the cluster: what a failed test report shows."""
+        return "\n".join(
+            f"--- {path.name} ---\n{path.read_text(errors='replace')[-chars:]}"
+            for path in sorted(self.cluster.run_dir.glob("*.log"))
+        )
+
     def tokens(self, *users: str) -> list[str]:
         out = subprocess.run(
             [sys.executable, "manage.py", "chat_token", *users, "--create", "--ttl", "3600"],

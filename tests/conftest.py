@@ -102,3 +102,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     running = start_cluster(tmp_path_factory.mktemp("cluster"), env=CLUSTER_ENV)
     yield running
     running.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed cluster test's report ends with its nodes' logs: CI keeps nothing else."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed:
+        return
+    from tests.cluster import RunningCluster
+
+    for name, value in getattr(item, "funcargs", {}).items():
+        if isinstance(value, RunningCluster):
+            report.sections.append((f"cluster logs of fixture {name!r}", value.log_tails()))

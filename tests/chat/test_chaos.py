@@ -129,7 +129,9 @@ async def test_redis_shutdown_nosave_and_restart_recovers_within_15_s(chaos: Run
     await wait_for(lambda: traffic.acked >= before + 10, 15, "publishes acked again")
     target = traffic.last_acked
     await wait_for(
-        lambda: all(f.complete_upto(target) for f in followers), 15 - (loop.time() - down_at), "delivery again"
+        lambda: all(f.complete_upto(target) for f in followers),
+        15 - (loop.time() - down_at),
+        lambda: "delivery again: " + "; ".join(f.describe() for f in followers),
     )
     await traffic.finish()
 
@@ -199,13 +201,17 @@ async def test_dropped_broadcasts_are_repaired_from_the_database(chaos: RunningC
     traffic = await Traffic.start(followers, [])
     # The last messages of a room, with nothing after them to reveal the gap.
     store_without_broadcast(chaos, r, ["lost 1", "lost 2"])
-    await wait_for(lambda: all(f.complete_upto(2) for f in followers), 10, "the tail read from the database")
+    await wait_for(
+        lambda: all(f.complete_upto(2) for f in followers), 10, lambda: "; ".join(f.describe() for f in followers)
+    )
     # A gap in the middle, revealed by the next broadcast.
     store_without_broadcast(chaos, r, ["lost 3"])
     publisher = Publisher("p", tokens[3], [ports[0]], r, interval=0, limit=1)
     await publisher.run(asyncio.Event())
     assert list(publisher.acked.values()) == [4]
-    await wait_for(lambda: all(f.complete_upto(4) for f in followers), 10, "the gap repaired")
+    await wait_for(
+        lambda: all(f.complete_upto(4) for f in followers), 10, lambda: "; ".join(f.describe() for f in followers)
+    )
     await traffic.stop()
     for follower in followers:
         assert follower.delivered == [1, 2, 3, 4]

@@ -127,7 +127,7 @@ async def test_one_shard_restarting_empty_recovers_like_a_single_redis(
         acked = sorted(publisher.acked.values())
         assert acked == list(range(1, len(acked) + 1)), follower.room
         count = len(acked)
-        await wait_for(lambda f=follower, n=count: f.complete_upto(n), 15, f"{follower.name} complete")
+        await wait_for(lambda f=follower, n=count: f.complete_upto(n), 15, follower.describe)
         assert follower.delivered == acked, follower.name
         # Nobody was disconnected: the nodes repaired what the restart lost.
         assert follower.connects == 1, follower.name

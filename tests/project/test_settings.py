@@ -50,7 +50,8 @@ def settings_value(tmp: Path, expression: str, **env: str) -> subprocess.Complet
 
 def test_several_redis_urls_become_the_channel_layers_shards(tmp_path: Path) -> None:
     urls = "redis://10.0.0.1:6379/0, redis://10.0.0.2:6379/0"
-    result = settings_value(tmp_path, "(s.REDIS_URL, s.CHANNEL_LAYERS['default']['CONFIG']['hosts'])", REDIS_URL=urls)
+    expression = "(s.REDIS_URL, [h['address'] for h in s.CHANNEL_LAYERS['default']['CONFIG']['hosts']])"
+    result = settings_value(tmp_path, expression, REDIS_URL=urls)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == repr(
         ("redis://10.0.0.1:6379/0", ["redis://10.0.0.1:6379/0", "redis://10.0.0.2:6379/0"])
@@ -69,6 +70,20 @@ def test_sentinels_and_master_names_become_one_shard_per_master(tmp_path: Path) 
     sentinels = [("10.0.0.5", 26379), ("10.0.0.6", 26379)]
     assert result.stdout.strip() == repr(
         [{"sentinels": sentinels, "master_name": name, "db": 2, "password": "pw"} for name in ("chat-a", "chat-b")]
+    )
+
+
+def test_channel_layer_connections_time_out_opening_and_closing(tmp_path: Path) -> None:
+    # redis-py waits for a closing socket only this long; without it a close can hang.
+    result = settings_value(
+        tmp_path,
+        's.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]',
+        REDIS_URL="redis://10.0.0.1:6379/0,redis://10.0.0.2:6379/0",
+        REDIS_CONNECT_TIMEOUT="3",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr(
+        [{"address": f"redis://10.0.0.{i}:6379/0", "socket_connect_timeout": 3.0} for i in (1, 2)]
     )
 
 
