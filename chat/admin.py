@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from chat.models import ApiKey, Membership, Message, Room
+from chat.models import ApiKey, Membership, Message, ReadMarker, Room
 from chat.services.apikeys import apikey_create
 from chat.services.nodes import NodeInfo, node_list, node_redis_figures, node_room_presence
 
@@ -41,6 +41,32 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "room__is_private"]
     search_fields = ["room__slug", "user__username"]
     autocomplete_fields = ["room", "user"]
+
+
+@admin.register(ReadMarker)
+class ReadMarkerAdmin(admin.ModelAdmin):
+    """Where a user's unread counts come from, for answering "why does it say 12 unread"."""
+
+    list_display = ["user", "room", "last_read_seq", "room_last_seq", "unread"]
+    search_fields = ["user__username", "room__slug"]
+    list_select_related = ["user", "room"]
+    readonly_fields = ["user", "room", "last_read_seq"]
+
+    @admin.display(description="room's last seq")
+    def room_last_seq(self, marker: ReadMarker) -> int:
+        return marker.room.last_seq
+
+    @admin.display(description="unread")
+    def unread(self, marker: ReadMarker) -> int:
+        return max(0, marker.room.last_seq - marker.last_read_seq)
+
+    # Markers only move forward, from the user's own reads; editing one by hand would
+    # make a client's unread count jump backwards.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ReadMarker | None = None) -> bool:
+        return False
 
 
 @admin.register(Message)
