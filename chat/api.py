@@ -16,13 +16,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from chat import hub, metrics
+from chat import hub
 from chat.errors import BACKEND_DOWN, ChatError, unavailable
 from chat.protocol import Slug
+from chat.publisher import get_publisher
 from chat.redis import all_redis
 from chat.services.apikeys import apikey_user
-from chat.services.messages import message_history, message_publish
-from chat.services.ratelimit import ratelimit_publish
+from chat.services.messages import PublishRequest, message_history
 from chat.services.reads import read_mark, read_markers
 from chat.services.rooms import room_create, room_visible_to
 from chat.services.tokens import token_issue, token_user
@@ -35,7 +35,7 @@ class TokenRequest(msgspec.Struct):
     password: str
 
 
-class PublishRequest(msgspec.Struct):
+class PublishBody(msgspec.Struct):
     body: str
     key: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
@@ -97,11 +97,11 @@ def token_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"token": token, "expires_in": ttl})
 
 
-def _publish_sync(request: HttpRequest, slug: str) -> tuple[User, PublishRequest]:
+def _publish_sync(request: HttpRequest, slug: str) -> tuple[User, PublishBody]:
     bearer = _bearer(request)
     if not bearer:
         raise ChatError("unauthorized", "send Authorization: Bearer <api key>")
-    return apikey_user(key=bearer), _parse(request, PublishRequest)
+    return apikey_user(key=bearer), _parse(request, PublishBody)
 
 
 @csrf_exempt  # authenticated by the Authorization header only, never by cookie
@@ -110,15 +110,10 @@ async def room_messages_view(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         if request.method == "POST":
             author, publish = await sync_to_async(_publish_sync)(request, slug)
-            await ratelimit_publish(user_id=author.pk)
-            posted = await sync_to_async(message_publish)(slug=slug, author=author, body=publish.body, key=publish.key)
-            if posted.created:
-                metrics.MESSAGES_IN.inc()
-                try:
-                    await hub.publish_message(posted.room, posted.seq, posted.frame, ts=posted.ts)
-                except BACKEND_DOWN as exc:
-                    # Stored: the nodes' tail checks deliver it once Redis answers.
-                    logger.warning("broadcast of %s#%d failed (%r)", posted.room, posted.seq, exc)
+            # The sockets' path: rate limit, storage and broadcast in the node's batches.
+            posted = await get_publisher().publish(
+                PublishRequest(slug=slug, author=author, body=publish.body, key=publish.key)
+            )
             return JsonResponse({"seq": posted.seq, "room": posted.room}, status=201 if posted.created else 200)
         return await sync_to_async(_history_sync)(request, slug)
     except ChatError as exc:

@@ -72,11 +72,6 @@ def _layer() -> BaseChannelLayer:
     return layer
 
 
-async def publish_message(room: str, seq: int, text: str, *, ts: float | None = None) -> None:
-    """`ts`: the message's creation time, for chat_publish_to_deliver_seconds (default: now)."""
-    await publish_messages([(room, seq, text, ts or time.time())])
-
-
 async def publish_messages(messages: Sequence[tuple[str, int, str, float]]) -> None:
     """Broadcast stored messages (room, seq, frame, creation time) to their rooms' groups, in one round trip per shard.
 

@@ -1,6 +1,6 @@
 """A node's publishes, taken through rate limit, database and broadcast in batches.
 
-Every socket's `publish` waits here for its outcome. One batch at a time goes through
+Every publish, from a socket or the HTTP API, waits here for its outcome. One batch at a time goes through
 three steps: one Redis call takes every publisher's rate-limit token, one database
 transaction stores the messages, one pipelined Redis write broadcasts them. While a
 batch is in flight the next one gathers, so under load each step carries many messages,
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -108,11 +109,14 @@ class Publisher:
             logger.warning("broadcast of %d messages failed (%r); nodes will read them back", len(stored), exc)
 
 
-_publisher: Publisher | None = None
+# One publisher per event loop: a node has one; test runners and management commands
+# bring their own loops, and a writer task must never outlive the loop it runs on.
+_publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Publisher] = weakref.WeakKeyDictionary()
 
 
 def get_publisher() -> Publisher:
-    global _publisher
-    if _publisher is None:
-        _publisher = Publisher()
-    return _publisher
+    loop = asyncio.get_running_loop()
+    publisher = _publishers.get(loop)
+    if publisher is None:
+        publisher = _publishers[loop] = Publisher()
+    return publisher

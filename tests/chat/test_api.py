@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -10,7 +12,9 @@ from chat.models import Membership, Message, Room
 from chat.services.apikeys import apikey_create
 from chat.services.tokens import token_user
 
-pytestmark = pytest.mark.django_db
+# Committed transactions: the publish endpoint stores through the node's publisher, which
+# refreshes its database connection around each batch as a node does.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def post_json(client: Client, url: str, body: object, **headers: str):  # type: ignore[no-untyped-def]
@@ -148,3 +152,39 @@ def test_a_bearer_caller_creates_a_room_and_moves_its_read_marker_without_csrf()
     post_json(client, "/api/rooms/ops/messages", {"body": "up"}, Authorization=f"Bearer {key}")
     marked = post_json(client, "/api/rooms/ops/read", {"seq": 1}, Authorization=f"Bearer {key}")
     assert marked.json() == {"room": "ops", "read": 1}
+
+
+async def test_an_http_publish_reaches_sockets_in_order_with_theirs_and_shares_their_rate_limit(settings: Any) -> None:
+    # The HTTP publish goes through the node's publish pipeline, like a socket's.
+    from django.test import AsyncClient
+
+    from tests.chat.test_consumers import connect, next_of, send
+
+    settings.CHAT_PUBLISH_BURST = 3
+    settings.CHAT_PUBLISH_RATE = 0.01
+    key = await sync_to_async(_api_key_of)("deployer")
+    ws = await connect("deployer")
+    await send(ws, type="subscribe", room="ops-feed")
+    await next_of(ws, "subscribed")
+    await send(ws, type="publish", room="ops-feed", body="from the socket", ref="s")
+    assert (await next_of(ws, "ack"))["seq"] == 1
+    http = AsyncClient()
+    answers = [
+        await http.post(
+            "/api/rooms/ops-feed/messages",
+            json.dumps({"body": f"http {i}"}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        for i in range(3)
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    assert answers[2].json()["error"] == "rate_limited" and int(answers[2]["Retry-After"]) >= 1
+    delivered = [await next_of(ws, "message") for _ in range(3)]
+    assert [(m["seq"], m["body"]) for m in delivered] == [(1, "from the socket"), (2, "http 0"), (3, "http 1")]
+    await ws.disconnect()
+
+
+def _api_key_of(username: str) -> str:
+    user, _ = User.objects.get_or_create(username=username)
+    return apikey_create(user=user, name="test")[1]
