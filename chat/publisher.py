@@ -1,11 +1,12 @@
 """A node's publishes, taken through rate limit, database and broadcast in batches.
 
-Every publish, from a socket or the HTTP API, waits here for its outcome. One batch at a time goes through
-three steps: one Redis call takes every publisher's rate-limit token, one database
-transaction stores the messages, one pipelined Redis write broadcasts them. While a
-batch is in flight the next one gathers, so under load each step carries many messages,
-and when idle a publish waits for no one (its batch is itself). One writer per node
-also keeps the node's own threads from queueing on the database's write lock.
+Every publish, from a socket or the HTTP API, waits here for its outcome. One batch at
+a time goes through three steps: one Redis call takes every publisher's rate-limit
+token, one database transaction stores the messages, one pipelined Redis write
+broadcasts them. While a batch is in flight the next one gathers, so under load each
+step carries many messages, and when idle a publish waits for no one (its batch is
+itself). One writer per node also keeps the node's own threads from queueing on the
+database's write lock.
 """
 
 from __future__ import annotations

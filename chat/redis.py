@@ -28,7 +28,7 @@ _GROUP_CHANNEL = "asgi__group__chat.room.{room}"
 # or two, not hang on a dead connection.
 _CLIENT_OPTIONS: dict[str, Any] = {
     "decode_responses": True,
-    "socket_connect_timeout": 2,
+    "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT,
     "socket_timeout": 5,
     "health_check_interval": 10,
 }

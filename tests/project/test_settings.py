@@ -48,43 +48,44 @@ def settings_value(tmp: Path, expression: str, **env: str) -> subprocess.Complet
     )
 
 
+def settled_value(tmp: Path, expression: str, **env: str) -> str:
+    """`expression`'s repr under `env`, from settings that must import cleanly."""
+    result = settings_value(tmp, expression, **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def test_several_redis_urls_become_the_channel_layers_shards(tmp_path: Path) -> None:
     urls = "redis://10.0.0.1:6379/0, redis://10.0.0.2:6379/0"
     expression = "(s.REDIS_URL, [h['address'] for h in s.CHANNEL_LAYERS['default']['CONFIG']['hosts']])"
-    result = settings_value(tmp_path, expression, REDIS_URL=urls)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == repr(
+    assert settled_value(tmp_path, expression, REDIS_URL=urls) == repr(
         ("redis://10.0.0.1:6379/0", ["redis://10.0.0.1:6379/0", "redis://10.0.0.2:6379/0"])
     )
 
 
 def test_sentinels_and_master_names_become_one_shard_per_master(tmp_path: Path) -> None:
-    result = settings_value(
+    hosts = settled_value(
         tmp_path,
         "s.REDIS_LAYER_HOSTS",
         REDIS_SENTINELS="10.0.0.5:26379,10.0.0.6:26379",
         REDIS_MASTER_NAME="chat-a,chat-b",
         REDIS_URL="redis://:pw@ignored:6379/2",
     )
-    assert result.returncode == 0, result.stderr
     sentinels = [("10.0.0.5", 26379), ("10.0.0.6", 26379)]
-    assert result.stdout.strip() == repr(
+    assert hosts == repr(
         [{"sentinels": sentinels, "master_name": name, "db": 2, "password": "pw"} for name in ("chat-a", "chat-b")]
     )
 
 
 def test_channel_layer_connections_time_out_opening_and_closing(tmp_path: Path) -> None:
     # redis-py waits for a closing socket only this long; without it a close can hang.
-    result = settings_value(
+    hosts = settled_value(
         tmp_path,
         's.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]',
         REDIS_URL="redis://10.0.0.1:6379/0,redis://10.0.0.2:6379/0",
         REDIS_CONNECT_TIMEOUT="3",
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == repr(
-        [{"address": f"redis://10.0.0.{i}:6379/0", "socket_connect_timeout": 3.0} for i in (1, 2)]
-    )
+    assert hosts == repr([{"address": f"redis://10.0.0.{i}:6379/0", "socket_connect_timeout": 3.0} for i in (1, 2)])
 
 
 def test_sentinels_without_a_master_name_refuse_to_start(tmp_path: Path) -> None:
