@@ -19,6 +19,7 @@ from chat.hub import Hub, LocalSocket, Subscription, get_hub
 from chat.publisher import get_publisher
 from chat.services.access import Grant, access_auth_hash
 from chat.services.connections import connection_close, connection_open
+from chat.services.liveness import INSTANCE
 from chat.services.messages import PublishRequest, message_frames_between, message_history
 from chat.services.presence import presence_join, presence_leave, presence_list
 from chat.services.subscriptions import subscription_snapshot
@@ -62,7 +63,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user = self.scope["user"]
         self.user_name = self.user.get_username()
-        self.conn_id = f"{settings.NODE_ID}/{next(_conn_ids)}"
+        self.conn_id = f"{INSTANCE}/{next(_conn_ids)}"
         self.subs: dict[str, Subscription] = {}
         self.outbox: deque[OutFrame] = deque()
         self.flow: FlowControl | None = self.scope.get("extensions", {}).get(FLOW_EXTENSION)
@@ -188,10 +189,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 slug=command.room, user=self.user, since=command.since
             )
             if fresh:
-                joined = await presence_join(room=command.room, user=self.user_name, conn=self.conn_id)
+                # One round trip: the entry is written and the room's list read together.
+                joined, present = await presence_join(room=command.room, user=self.user_name, conn=self.conn_id)
+                sub.present = True
                 if joined:
                     await hub.publish_presence(command.room, [self.user_name], [], skip_user=self.user_name)
-            present = await presence_list(room=command.room)
+            else:
+                present = await presence_list(room=command.room)
         except BaseException:
             if fresh:
                 await self.hub.detach(sub)
@@ -239,8 +243,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.subs.pop(sub.room, None)
         metrics.SUBSCRIPTIONS.dec()
         await self.hub.detach(sub)
+        if grace > 0:
+            self.hub.leave_later(grace, lambda: self._leave_presence(sub))
+        else:
+            await self._leave_presence(sub)
+
+    @staticmethod
+    async def _leave_presence(sub: Subscription) -> None:
         try:
-            if await presence_leave(room=sub.room, user=sub.user, conn=sub.conn, grace=grace):
+            if await presence_leave(room=sub.room, user=sub.user, conn=sub.conn):
                 await hub.publish_presence(sub.room, [], [sub.user])
         except asyncio.CancelledError:
             raise

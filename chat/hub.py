@@ -17,7 +17,7 @@ import time
 import uuid
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Container, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +30,17 @@ from chat import metrics, protocol
 from chat.flow import OutFrame
 from chat.redis import all_redis
 from chat.services.access import Grant, access_review
-from chat.services.connections import connection_heartbeat
+from chat.services.liveness import (
+    held_shard,
+    liveness_release,
+    liveness_renew,
+    liveness_restore,
+    liveness_sweep,
+    presence_entry,
+    socket_entry,
+)
 from chat.services.messages import message_frames_between, message_last_seqs
 from chat.services.nodes import NodeInfo, node_forget, node_heartbeat
-from chat.services.presence import presence_heartbeat, presence_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +224,8 @@ class Subscription:
     upto: int = 0
     # Frames held back while the subscribe is still answering; None once live.
     pending: list[tuple[int | None, OutFrame]] | None = field(default_factory=list)
+    # Whether its presence entry was written (and so is held by the node's lease).
+    present: bool = False
 
     def offer(self, seq: int | None, frame: OutFrame) -> bool:
         if self.pending is not None:
@@ -278,6 +287,9 @@ class Hub:
         self._failure = ""
         self._receiver: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Presence leaves of dropped sockets, waiting out PRESENCE_GRACE.
+        self._grace_leaves: set[asyncio.TimerHandle] = set()
+        self._leave_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def connections(self) -> int:
@@ -288,6 +300,8 @@ class Hub:
         self._receiver = asyncio.create_task(self._receive_loop())
         await self.layer.group_add(CONTROL_GROUP, self.channel)
         self.epoch = await self._read_epoch()
+        # The lease first: every entry a socket writes from now on is held by it.
+        await self._renew()
         await self._register()
         metrics.PRESENCE_ENTRIES.set_function(lambda: sum(len(feed.subs) for feed in self.feeds.values()))
         for loop in (self._heartbeat_loop, self._sweep_loop, self._watch_loop, self._access_loop):
@@ -298,6 +312,10 @@ class Hub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._cancel_grace_leaves()
+        # Everything this instance held goes now, not when its lease would lapse.
+        left = await liveness_release()
+        await self._announce(left, joined=False, now=True)
         await node_forget(node_id=settings.NODE_ID)
 
     def add_socket(self, socket: LocalSocket) -> None:
@@ -385,8 +403,16 @@ class Hub:
             feed.repair.cancel()
         metrics.ROOMS.set(len(self.feeds))
 
-    def local_entries(self) -> list[tuple[str, str, str]]:
-        return [(sub.room, sub.user, sub.conn) for feed in self.feeds.values() for sub in feed.subs]
+    def held_entries(self) -> list[str]:
+        """Everything this node's sockets hold in Redis, as liveness entries."""
+        entries = [
+            presence_entry(room=sub.room, user=sub.user, conn=sub.conn)
+            for feed in self.feeds.values()
+            for sub in feed.subs
+            if sub.present
+        ]
+        entries += [socket_entry(user_id=s.grant.user_id, conn=conn) for conn, s in self.sockets.items()]
+        return entries
 
     # --- receiving -----------------------------------------------------------
 
@@ -584,7 +610,7 @@ class Hub:
         for slug in list(self.feeds):
             await self.layer.group_add(room_group(slug), self.channel)
         self._probe_sent = self._probe_seen = 0
-        await self._announce(await presence_heartbeat(entries=self.local_entries()), joined=True)
+        await self._renew(everywhere=True)
         await self._register()
         metrics.REDIS_RESTORES.inc()
         logger.warning("restored %d room subscriptions after losing redis", len(self.feeds))
@@ -647,39 +673,84 @@ class Hub:
     # --- presence --------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        # A third of the TTL: an entry survives two lost heartbeats. Jitter keeps the
-        # nodes of a cluster from refreshing in lockstep.
+        # One lease renewal per shard and one registry write per PRESENCE_TTL / 3,
+        # whatever the number of sockets: an idle socket costs Redis nothing. Jitter
+        # keeps the nodes of a cluster from renewing in lockstep.
         while True:
             await asyncio.sleep(settings.PRESENCE_TTL / 3 * random.uniform(0.8, 1.0))
             try:
-                rejoined = await presence_heartbeat(entries=self.local_entries())
-                await self._announce(rejoined, joined=True)
-                await connection_heartbeat(entries=[(s.grant.user_id, conn) for conn, s in self.sockets.items()])
+                await self._renew()
                 await self._register()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("presence heartbeat failed")
+                logger.exception("lease renewal failed")
+
+    async def _renew(self, *, everywhere: bool = False) -> None:
+        """Renew this node's lease; where it had lapsed (or `everywhere`), write its entries again.
+
+        A lapsed lease means Redis lost it (a restart without data) or another node swept
+        this one while it stalled: either way this node's sockets are still open, so what
+        they hold is written back, and users who reappear are announced.
+        """
+        lapsed = await liveness_renew()
+        shards = set(range(len(all_redis()))) if everywhere else set(lapsed)
+        if not shards:
+            return
+        by_shard: dict[int, list[str]] = {shard: [] for shard in shards}
+        for entry in self.held_entries():
+            shard = held_shard(entry)
+            if shard in by_shard:
+                by_shard[shard].append(entry)
+        for shard, entries in by_shard.items():
+            if entries:
+                logger.warning("writing %d held entries again on redis shard %d", len(entries), shard)
+            await self._announce(await liveness_restore(shard=shard, entries=entries), joined=True)
 
     async def _sweep_loop(self) -> None:
-        # Every node sweeps about once a second; the script hands each expired user to
-        # exactly one of them, so a dead node's users are announced once, within a
-        # second of their TTL.
+        # Every node sweeps about once a second: one script call per shard that finds
+        # lapsed leases. The script hands each lapsed entry to exactly one node, so a
+        # dead node's users are announced once, within a second of its lease's end.
         while True:
             await asyncio.sleep(random.uniform(0.5, 1.0))
             try:
-                await self._announce(await presence_sweep(), joined=False)
+                await self._announce(await liveness_sweep(), joined=False)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("presence sweep failed")
 
-    async def _announce(self, pairs: list[tuple[str, str]], *, joined: bool) -> None:
+    def leave_later(self, delay: float, leave: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `leave` after `delay` s: a dropped socket's presence outlives it briefly,
+        so a quick reconnect does not flicker left-then-joined. If this node dies first,
+        its lease lapses and the sweep does it."""
+
+        def fire(handle: list[asyncio.TimerHandle]) -> None:
+            self._grace_leaves.discard(handle[0])
+            task = asyncio.get_running_loop().create_task(leave())
+            self._leave_tasks.add(task)
+            task.add_done_callback(self._leave_tasks.discard)
+
+        holder: list[asyncio.TimerHandle] = []
+        holder.append(asyncio.get_running_loop().call_later(delay, fire, holder))
+        self._grace_leaves.add(holder[0])
+
+    def _cancel_grace_leaves(self) -> None:
+        for handle in self._grace_leaves:
+            handle.cancel()
+        self._grace_leaves.clear()
+
+    async def _announce(self, pairs: list[tuple[str, str]], *, joined: bool, now: bool = False) -> None:
         by_room: dict[str, list[str]] = {}
         for room, user in pairs:
             by_room.setdefault(room, []).append(user)
         for room, users in by_room.items():
-            await publish_presence(room, users if joined else [], [] if joined else users)
+            if now:
+                # A stopping node cannot wait for the coalescing window.
+                diff = _PresenceDiff(changes={user: joined for user in users})
+                await _presence_send(room, diff)
+            else:
+                await publish_presence(room, users if joined else [], [] if joined else users)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

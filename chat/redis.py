@@ -59,10 +59,21 @@ def user_shard(user_id: int) -> int:
 
 def _connect(host: str | dict[str, Any]) -> aioredis.Redis:
     if isinstance(host, str):
-        return aioredis.Redis.from_url(host, **_CLIENT_OPTIONS)
+        # A blocking pool: past REDIS_MAX_CONNECTIONS calls in flight, the next one waits
+        # for a free connection (up to REDIS_POOL_TIMEOUT) instead of failing at once
+        # with MaxConnectionsError, as redis-py's default pool does.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            host,
+            max_connections=settings.REDIS_MAX_CONNECTIONS,
+            timeout=settings.REDIS_POOL_TIMEOUT,
+            **_CLIENT_OPTIONS,
+        )
+        return aioredis.Redis(connection_pool=pool)
     options = {k: v for k, v in host.items() if k not in ("sentinels", "master_name")}
     sentinel = Sentinel(host["sentinels"], socket_timeout=2, socket_connect_timeout=2)
-    return sentinel.master_for(host["master_name"], **_CLIENT_OPTIONS, **options)
+    return sentinel.master_for(
+        host["master_name"], max_connections=settings.REDIS_MAX_CONNECTIONS, **_CLIENT_OPTIONS, **options
+    )
 
 
 def all_redis() -> list[aioredis.Redis]:

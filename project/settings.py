@@ -249,6 +249,11 @@ REDIS_LAYER_HOSTS = _layer_hosts()
 # Seconds to open, or to close, one channel-layer connection to Redis. redis-py waits
 # for nothing longer than this when closing, and without it a close can wait forever.
 REDIS_CONNECT_TIMEOUT = env_number("REDIS_CONNECT_TIMEOUT", 2, minimum=0.1)
+# Connections per shard in a node's own Redis pool (presence, socket counts, rate limits,
+# registry). When all are busy, a call waits up to REDIS_POOL_TIMEOUT seconds for one
+# rather than failing: a burst of handshakes queues instead of erroring.
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 64, minimum=1)
+REDIS_POOL_TIMEOUT = env_number("REDIS_POOL_TIMEOUT", 5, minimum=0.1)
 
 
 def _layer_connection(host: str | dict[str, object]) -> dict[str, object]:

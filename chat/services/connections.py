@@ -1,58 +1,51 @@
 """Open sockets per user, counted across every node in Redis, to cap them.
 
-`chat:conns:<user id>` is a sorted set of connection ids scored by expiry. Nodes refresh
-their sockets' entries on the presence heartbeat, so the sockets of a node that died
-stop counting within PRESENCE_TTL. The key lives on the user's shard (`user_shard`).
+`chat:sockets:<user id>` is the set of the user's connection ids, on the user's shard
+(`user_shard`). Each entry is held by its node's lease (`chat.services.liveness`): a
+closed socket frees its place at once, a dead node's sockets when its lease lapses.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-
 from django.conf import settings
 
-from chat.redis import get_redis, get_script, user_shard
+from chat.redis import get_script, user_shard
+from chat.services.liveness import INSTANCE, LUA_COMMON, socket_entry
 
-# Returns 1 and records the connection, or 0 when the user is at the limit already.
-_OPEN = """
-local key, conn, now, expiry, limit = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-if not redis.call('ZSCORE', key, conn) and redis.call('ZCARD', key) >= limit then return 0 end
-redis.call('ZADD', key, expiry, conn)
-redis.call('EXPIREAT', key, math.ceil(expiry))
+# ARGV: user id, conn, limit, held entry, instance. Returns 1 and records the
+# connection, or 0 when the user is at the limit already.
+_OPEN = (
+    LUA_COMMON
+    + """
+local uid, conn, limit, entry, instance = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local key = sockets_key(uid)
+if redis.call('SISMEMBER', key, conn) == 1 then return 1 end
+if redis.call('SCARD', key) >= limit then return 0 end
+redis.call('SADD', key, conn)
+redis.call('SADD', held_key(instance), entry)
 return 1
 """
+)
+
+_CLOSE = (
+    LUA_COMMON
+    + """
+redis.call('SREM', held_key(ARGV[4]), ARGV[3])
+redis.call('SREM', sockets_key(ARGV[1]), ARGV[2])
+return 0
+"""
+)
 
 
-def _key(user_id: int) -> str:
-    return f"chat:conns:{user_id}"
-
-
-async def connection_open(*, user_id: int, conn: str) -> bool:
+async def connection_open(*, user_id: int, conn: str, instance: str = INSTANCE) -> bool:
     """Count a new socket of `user_id`; False when they already hold CHAT_MAX_SOCKETS_PER_USER."""
-    now = time.time()
+    entry = socket_entry(user_id=user_id, conn=conn)
     opened = await get_script(_OPEN, user_shard(user_id))(
-        keys=[_key(user_id)], args=[conn, now, now + settings.PRESENCE_TTL, settings.CHAT_MAX_SOCKETS_PER_USER]
+        args=[user_id, conn, settings.CHAT_MAX_SOCKETS_PER_USER, entry, instance]
     )
     return bool(int(opened))
 
 
-async def connection_close(*, user_id: int, conn: str) -> None:
-    await get_redis(user_shard(user_id)).zrem(_key(user_id), conn)
-
-
-async def connection_heartbeat(*, entries: Sequence[tuple[int, str]]) -> None:
-    """Extend the given (user id, connection) entries, restoring any Redis lost."""
-    if not entries:
-        return
-    expiry = time.time() + settings.PRESENCE_TTL
-    by_shard: dict[int, list[tuple[int, str]]] = {}
-    for user_id, conn in entries:
-        by_shard.setdefault(user_shard(user_id), []).append((user_id, conn))
-    for shard, pairs in by_shard.items():
-        async with get_redis(shard).pipeline(transaction=False) as pipe:
-            for user_id, conn in pairs:
-                pipe.zadd(_key(user_id), {conn: expiry})
-                pipe.expireat(_key(user_id), int(expiry) + 1)
-            await pipe.execute()
+async def connection_close(*, user_id: int, conn: str, instance: str = INSTANCE) -> None:
+    entry = socket_entry(user_id=user_id, conn=conn)
+    await get_script(_CLOSE, user_shard(user_id))(args=[user_id, conn, entry, instance])

@@ -86,13 +86,12 @@ async def node_list() -> list[NodeInfo]:
 async def node_room_presence() -> dict[str, list[str]]:
     """Online users per room, across the cluster and every shard (for the operator's view)."""
     rooms: dict[str, list[str]] = {}
-    now = time.time()
     for client in all_redis():
-        async for key in client.scan_iter(match="chat:presence:*", count=1000):
-            room = key.removeprefix("chat:presence:")
-            if "\n" in room or room == "due":
+        async for key in client.scan_iter(match="chat:online:*", count=1000):
+            room = key.removeprefix("chat:online:")
+            if "\n" in room:
                 continue
-            users = await client.zrangebyscore(key, now, "+inf")
+            users = await client.smembers(key)
             if users:
                 rooms[room] = sorted(str(user) for user in users)
     return dict(sorted(rooms.items()))

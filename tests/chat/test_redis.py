@@ -15,7 +15,8 @@ from django.conf import settings
 from chat.hub import room_group
 from chat.redis import room_shard, shard_count, user_shard
 from chat.services.connections import connection_open
-from chat.services.presence import presence_heartbeat, presence_join, presence_list, presence_sweep
+from chat.services.liveness import LEASES_KEY, liveness_renew, liveness_sweep
+from chat.services.presence import presence_join, presence_list
 from chat.services.ratelimit import ratelimit_publish
 from chat.services.typing import typing_allowed
 from tests.redis_servers import RedisServer
@@ -49,12 +50,12 @@ def rooms_on(shard: int, count: int = 1) -> list[str]:
 
 
 async def sweep_until(count: int, timeout: float = 5) -> list[tuple[str, str]]:
-    """Sweep until `count` users left (their entries expire after PRESENCE_TTL)."""
+    """Sweep until `count` users left (their instance's lease lapses after PRESENCE_TTL)."""
     left: list[tuple[str, str]] = []
     deadline = time.monotonic() + timeout
     while len(left) < count:
         assert time.monotonic() < deadline, f"only {left} left within {timeout} s"
-        left += await presence_sweep()
+        left += await liveness_sweep()
         await asyncio.sleep(0.05)
     return left
 
@@ -78,24 +79,28 @@ def test_rooms_and_users_spread_over_every_shard(shards: list[RedisServer]) -> N
 async def test_a_rooms_presence_lives_on_the_rooms_shard_only(shards: list[RedisServer]) -> None:
     for shard in (0, 1):
         (slug,) = rooms_on(shard)
-        assert await presence_join(room=slug, user="ann", conn="c1")
+        assert await presence_join(room=slug, user="ann", conn="c1") == (True, ["ann"])
         assert await presence_list(room=slug) == ["ann"]
-        assert shards[shard].client().exists(f"chat:presence:{slug}")
-        assert not shards[1 - shard].client().exists(f"chat:presence:{slug}")
+        assert shards[shard].client().exists(f"chat:online:{slug}")
+        assert not shards[1 - shard].client().exists(f"chat:online:{slug}")
 
 
-async def test_heartbeat_and_sweep_cover_every_shard(shards: list[RedisServer], settings: Any) -> None:
+async def test_leases_and_sweep_cover_every_shard(shards: list[RedisServer], settings: Any) -> None:
     settings.PRESENCE_TTL = 0.3
     slugs = rooms_on(0) + rooms_on(1)
-    rejoined = await presence_heartbeat(entries=[(slug, "bob", "c1") for slug in slugs])
-    assert sorted(rejoined) == sorted((slug, "bob") for slug in slugs)
+    assert await liveness_renew(instance="gone~1") == [0, 1]
+    for slug in slugs:
+        await presence_join(room=slug, user="bob", conn="c1", instance="gone~1")
+    for server in shards:
+        assert server.client().zscore(LEASES_KEY, "gone~1") is not None
     assert sorted(await sweep_until(2)) == sorted((slug, "bob") for slug in slugs)
 
 
 async def test_a_shard_that_is_down_does_not_stop_the_others_sweep(shards: list[RedisServer], settings: Any) -> None:
     settings.PRESENCE_TTL = 0.3
     (alive,) = rooms_on(0)
-    await presence_heartbeat(entries=[(alive, "cy", "c1")])
+    await liveness_renew(instance="gone~2")
+    await presence_join(room=alive, user="cy", conn="c1", instance="gone~2")
     shards[1].stop()
     assert await sweep_until(1) == [(alive, "cy")]
 
@@ -105,8 +110,8 @@ async def test_rate_buckets_and_socket_counts_live_on_the_users_shard(shards: li
         await ratelimit_publish(user_id=user_id)
         assert await connection_open(user_id=user_id, conn="c1")
         home, other = shards[user_shard(user_id)].client(), shards[1 - user_shard(user_id)].client()
-        assert home.exists(f"chat:rate:publish:{user_id}") and home.exists(f"chat:conns:{user_id}")
-        assert not other.exists(f"chat:rate:publish:{user_id}") and not other.exists(f"chat:conns:{user_id}")
+        assert home.exists(f"chat:rate:publish:{user_id}") and home.exists(f"chat:sockets:{user_id}")
+        assert not other.exists(f"chat:rate:publish:{user_id}") and not other.exists(f"chat:sockets:{user_id}")
 
 
 async def test_typing_throttles_live_on_the_rooms_shard(shards: list[RedisServer]) -> None:

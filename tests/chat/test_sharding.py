@@ -92,8 +92,8 @@ async def test_messages_cross_nodes_in_rooms_on_either_shard(
     for shard, r in enumerate(rooms):
         home, other = shards[shard].client(), shards[1 - shard].client()
         assert group_channel(r) in home.pubsub_channels() and group_channel(r) not in other.pubsub_channels()
-        assert home.zrange(f"chat:presence:{r}", 0, -1) == ["sh-reader"]
-        assert not other.exists(f"chat:presence:{r}")
+        assert home.smembers(f"chat:online:{r}") == {"sh-reader"}
+        assert not other.exists(f"chat:online:{r}")
     await reader.close()
     await writer.close()
 
@@ -115,7 +115,7 @@ async def test_one_shard_restarting_empty_recovers_like_a_single_redis(
     await wait_for(lambda: all(len(p.acked) >= before[p.name] + 20 for p in publishers), 20, "publishes after")
     # The nodes put their users back into the emptied shard's presence.
     await wait_for(
-        lambda: set(shards[0].client().zrange(f"chat:presence:{broken}", 0, -1)) >= {"shr-f1", "shr-f2"},
+        lambda: shards[0].client().smembers(f"chat:online:{broken}") >= {"shr-f1", "shr-f2"},
         10,
         "presence rebuilt on the restarted shard",
     )
