@@ -78,10 +78,19 @@ class FlowControlledWebSocketProtocol(WebSocketProtocol):
         self.transport.unregisterProducer()
         self.transport.registerProducer(self.flow, True)
 
-    def serverClose(self, code: int | None = None) -> None:  # noqa: N802
+    def serverClose(self, code: int | None = None, reason: str = "") -> None:  # noqa: N802
         # autobahn lets an application close only with 1000 or 3000-4999, but our clients
-        # act on the protocol's own codes: 1008 flooding, 1012 draining, 1013 too slow.
-        self.sendCloseFrame(code=1000 if code is None else code, isReply=False)
+        # act on the protocol's own codes: 1008 flooding, 1012 draining, 1013 try again.
+        # A reason (at most 123 bytes) says why in words.
+        reason_utf8 = reason.encode()[:123].decode(errors="ignore").encode() if reason else None
+        self.sendCloseFrame(code=1000 if code is None else code, reasonUtf8=reason_utf8, isReply=False)
+
+    def handle_reply(self, message: dict[str, Any]) -> None:
+        # daphne drops the ASGI close's `reason`; pass it on.
+        if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
+            self.serverClose(code=message.get("code"), reason=message.get("reason") or "")
+            return
+        super().handle_reply(message)
 
 
 class NodeServer(Server):
@@ -159,7 +168,7 @@ def with_node_header(application: Any) -> Any:
 def serve(*, application: Any, host: str, port: int) -> None:
     server = NodeServer(
         application=with_node_header(application),
-        endpoints=[f"tcp:port={port}:interface={host}"],
+        endpoints=[f"tcp:port={port}:interface={host}:backlog={settings.NODE_BACKLOG}"],
         signal_handlers=False,
         proxy_forwarded_address_header="X-Forwarded-For",
         proxy_forwarded_port_header="X-Forwarded-Port",

@@ -12,12 +12,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from chat.admission import AdmissionMiddleware  # noqa: E402
 from chat.consumers import ChatConsumer  # noqa: E402
 from chat.ws_auth import WebSocketAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": WebSocketAuthMiddleware(URLRouter([path("ws/", ChatConsumer.as_asgi())])),
+        "websocket": AdmissionMiddleware(WebSocketAuthMiddleware(URLRouter([path("ws/", ChatConsumer.as_asgi())]))),
     }
 )

@@ -341,6 +341,13 @@ CHAT_MAX_SUBSCRIPTIONS = env_int("CHAT_MAX_SUBSCRIPTIONS", 100, minimum=1)
 CHAT_ACCESS_RECHECK = env_number("CHAT_ACCESS_RECHECK", 5, minimum=0.5)
 # Run each node's event loop (under Twisted's asyncio reactor) on uvloop.
 NODE_UVLOOP = env_bool("NODE_UVLOOP", True)
+# Handshakes per second a node admits (bursts of CHAT_ADMIT_BURST); past it new sockets
+# are closed at once with 1013 (try again later) and clients back off with jitter.
+CHAT_ADMIT_RATE = env_number("CHAT_ADMIT_RATE", 1000, minimum=1)
+CHAT_ADMIT_BURST = env_int("CHAT_ADMIT_BURST", 1000, minimum=1)
+# The node's listen backlog: handshakes the kernel queues while the node is busy. Past
+# it they are dropped and the client's TCP retries after a second or more.
+NODE_BACKLOG = env_int("NODE_BACKLOG", 4096, minimum=16)
 # Largest WebSocket frame a client may send: a full CHAT_MAX_BODY of 4-byte characters
 # with room for the JSON around it, and far below what would let a client hog memory.
 WS_MAX_FRAME = env_int("WS_MAX_FRAME", 64 * 1024, minimum=1024)

@@ -66,7 +66,9 @@ class Follower:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            port = self.ports[self._turn % len(self.ports)]
+            # Until first subscribed a follower keeps to its first port, so a test knows
+            # which node holds it; after that it moves on along its ports.
+            port = self.ports[self._turn % len(self.ports)] if self.ready.is_set() else self.ports[0]
             self._turn += 1
             try:
                 ws = await connect(port, self.token)

@@ -23,6 +23,10 @@ const REPAIR_RECHECK_MS = 1_000;
 const CLOSE_UNAUTHENTICATED = 4401;
 const CLOSE_ORIGIN = 4403;
 const CLOSE_DRAINING = 1012;
+// 1013 "try again later": the node is busy (a reconnect storm) or a backend is briefly
+// away. Wait at least BUSY_FLOOR_MS, then a jittered backoff, so a storm spreads out.
+const CLOSE_TRY_AGAIN = 1013;
+const BUSY_FLOOR_MS = 250;
 
 export const STATES = ["connecting", "online", "reconnecting", "catching-up", "offline"];
 
@@ -178,7 +182,10 @@ export class ChatClient extends EventTarget {
       if (code === CLOSE_UNAUTHENTICATED) this._emit("unauthorized", {});
       return;
     }
-    const delay = code === CLOSE_DRAINING ? Math.round(Math.random() * DRAIN_SPREAD_MS) : backoffDelay(this.attempt++);
+    let delay;
+    if (code === CLOSE_DRAINING) delay = Math.round(Math.random() * DRAIN_SPREAD_MS);
+    else if (code === CLOSE_TRY_AGAIN) delay = BUSY_FLOOR_MS + backoffDelay(Math.max(2, this.attempt++));
+    else delay = backoffDelay(this.attempt++);
     this._setState("reconnecting", { code, retryAt: Date.now() + delay });
     this.timers.retry = setTimeout(() => this._open(), delay);
   }

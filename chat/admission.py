@@ -1,0 +1,64 @@
+"""Admission: past a node's handshake rate, new sockets get 1013 at once.
+
+In a reconnect storm (a node died and its clients all come to this one) every handshake
+that is let in costs authentication, a Redis round trip and, per room, a database read.
+Letting them all in at once makes every one of them slow, and clients whose handshake
+times out come back again, so the storm feeds itself. Past CHAT_ADMIT_RATE handshakes per
+second (with bursts of CHAT_ADMIT_BURST) this node answers at once with 1013 "try again
+later"; clients back off with jitter and spread themselves out.
+
+The bucket is this process's own: it protects this process's event loop, which is no
+state another node needs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+
+from chat import metrics
+
+# "Try again later" (RFC 6455): the client backs off with jitter and comes back.
+CLOSE_TRY_AGAIN = 1013
+
+
+class TokenBucket:
+    """`rate` tokens per second, holding at most `burst`."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, *, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class AdmissionMiddleware:
+    """ASGI middleware for the WebSocket router: refuses handshakes past the node's rate."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.bucket: TokenBucket | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] == "websocket":
+            if self.bucket is None:
+                self.bucket = TokenBucket(rate=settings.CHAT_ADMIT_RATE, burst=settings.CHAT_ADMIT_BURST)
+            if not self.bucket.take():
+                metrics.CONNECTS.labels("busy").inc()
+                await receive()  # websocket.connect
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN, "reason": "node busy, try again"})
+                return None
+        return await self.inner(scope, receive, send)
