@@ -8,7 +8,6 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from chat.errors import ChatError
-from chat.models import Room
 from chat.services.messages import message_frames_after
 from chat.services.rooms import room_resolve
 
@@ -25,8 +24,10 @@ class RoomSnapshot:
 
 def subscription_snapshot(*, slug: str, user: User, since: int | None) -> RoomSnapshot:
     """What a new subscriber needs: the last seq and, with `since`, what it missed."""
+    # One read: the room row, read after the node joined the room's group, carries the
+    # last seq, so nothing committed later can slip past the new subscriber.
     room = room_resolve(slug=slug, user=user, create=True)
-    last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+    last_seq = room.last_seq
     if since is not None and since > last_seq:
         raise ChatError("bad_request", f"since={since} is past the last message of {slug} ({last_seq})")
     if since is None:

@@ -101,8 +101,10 @@ async def test_a_storm_of_500_sockets_from_a_killed_node_ends_subscribed_and_cau
         await wait_for(
             lambda: all(f.subscribed_at[-1] > killed_at for f in followers),
             30,
-            lambda: f"{sum(f.subscribed_at[-1] > killed_at for f in followers)} of {STORM} resubscribed; not: "
-            + "; ".join(f.describe() for f in followers if f.subscribed_at[-1] <= killed_at)[:3000],
+            lambda: (
+                f"{sum(f.subscribed_at[-1] > killed_at for f in followers)} of {STORM} resubscribed; not: "
+                + "; ".join(f.describe() for f in followers if f.subscribed_at[-1] <= killed_at)[:3000]
+            ),
         )
         back = sorted(f.subscribed_at[-1] - killed_at for f in followers)
         acked_during = sum(len(p.acked) for p in publishers) - acked_before

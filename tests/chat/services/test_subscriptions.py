@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -53,3 +54,17 @@ def test_since_past_the_last_seq_is_bad_request(alice: User) -> None:
     with pytest.raises(ChatError) as caught:
         subscription_snapshot(slug="r", user=alice, since=99)
     assert caught.value.code == "bad_request"
+
+
+def test_a_subscribe_reads_the_room_once_and_a_recovery_adds_one_read(
+    alice: User, django_assert_num_queries: Any
+) -> None:
+    for i in range(3):
+        message_publish(slug="cheap", author=alice, body=f"m{i}")
+    with django_assert_num_queries(1):
+        assert subscription_snapshot(slug="cheap", user=alice, since=None).last_seq == 3
+    with django_assert_num_queries(2):
+        assert len(subscription_snapshot(slug="cheap", user=alice, since=1).replay) == 2
+    # Caught up already: nothing to replay, nothing more to read.
+    with django_assert_num_queries(1):
+        assert subscription_snapshot(slug="cheap", user=alice, since=3).replay == []
