@@ -180,3 +180,67 @@ async def test_a_sweep_releases_a_large_instance_in_bounded_batches(redis_server
         left += await liveness_sweep()
     assert len(left) == 1200
     assert await liveness_sweep() == []
+
+
+@pytest.fixture(scope="module")
+def lossy_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Two nodes and a Redis of their own, restarted empty by the test."""
+    from tests.cluster import start_cluster
+    from tests.conftest import CLUSTER_ENV
+
+    running = start_cluster(
+        tmp_path_factory.mktemp("lossy"), nodes=2, env=CLUSTER_ENV, private_redis=True, balancer="none"
+    )
+    yield running
+    running.stop()
+
+
+@pytest.mark.cluster
+@pytest.mark.chaos
+async def test_a_redis_restart_without_data_gets_presence_and_socket_counts_back_from_the_nodes(
+    lossy_cluster: Any,
+) -> None:
+    import redis as sync_redis
+
+    from tests.cluster import Client
+
+    cluster = lossy_cluster
+    ports = [cluster.node_port(0), cluster.node_port(1)]
+    r = name()
+    ta, tb, tc, td, te = cluster.tokens("rl-a", "rl-b", "rl-c", "rl-d", "rl-e")
+    a, b = await Client.open(ports[0], ta), await Client.open(ports[1], tb)
+    # rl-c is at the socket limit (5), across both nodes.
+    tabs = [await Client.open(ports[i % 2], tc) for i in range(5)]
+    gone = await Client.open(ports[0], td)
+    for client in (a, b, *tabs, gone):
+        await client.subscribe(r)
+    await gone.close()  # left before the restart: must not come back
+    try:
+        sync_redis.Redis.from_url(cluster.redis_url).shutdown(nosave=True)
+    except sync_redis.ConnectionError:
+        pass  # the server hangs up as it goes
+    expected = ["rl-a", "rl-b", "rl-c", "rl-e"]
+    seen: list[str] = []
+
+    async def presence_back() -> bool:
+        nonlocal seen
+        try:
+            probe = await Client.open(ports[1], te)
+            seen = (await probe.subscribe(r))["presence"]
+            await probe.close()
+        except Exception as exc:  # Redis is still away: the node answers unavailable
+            seen = [repr(exc)]
+        return seen == expected
+
+    deadline = time.monotonic() + 20
+    while not await presence_back():
+        assert time.monotonic() < deadline, f"presence after the restart: {seen}"
+        await asyncio.sleep(0.3)
+    # The socket counts came back too: a sixth socket of rl-c is still refused.
+    extra = await Client.open(ports[0], tc)
+    assert await extra.closed(10) == 4429
+    await tabs[0].close()
+    sixth = await Client.open(ports[0], tc)
+    assert (await sixth.subscribe(r))["presence"] == ["rl-a", "rl-b", "rl-c"]
+    for client in (a, b, sixth, *tabs[1:]):
+        await client.close()

@@ -116,3 +116,34 @@ async def test_typing_reaches_others_not_the_sender_and_is_throttled(cluster: Ru
     assert (await typist.until(lambda f: f.get("ref") == "h"))["messages"] == []
     await typist.close()
     await reader.close()
+
+
+async def test_a_killed_node_announces_left_once_and_only_for_users_it_alone_held(cluster: RunningCluster) -> None:
+    r = room()
+    tw, tv, tt, th = cluster.tokens("k-witness", "k-victim", "k-twotabs", "k-hopper")
+    witness = await Client.open(cluster.node_port(2), tw)
+    await witness.subscribe(r)
+    victim, hopper = await Client.open(cluster.node_port(0), tv), await Client.open(cluster.node_port(0), th)
+    tabs = [await Client.open(cluster.node_port(0), tt), await Client.open(cluster.node_port(1), tt)]
+    for client in (victim, hopper, *tabs):
+        await client.subscribe(r)
+    joined: set[str] = set()
+    while joined != {"k-victim", "k-hopper", "k-twotabs"}:
+        joined |= set((await witness.until(lambda f: presence(f, r) and f["joined"]))["joined"])
+    killed_at = time.monotonic()
+    cluster.kill_node(0)
+    # The hopper is back on another node well within PRESENCE_GRACE of the drop.
+    hopped = await Client.open(cluster.node_port(2), th)
+    await hopped.subscribe(r)
+    left: list[str] = []
+    while "k-victim" not in left:
+        left += (await witness.until(lambda f: presence(f, r) and f["left"], timeout=TTL + 5))["left"]
+    assert time.monotonic() - killed_at <= TTL + 5
+    # Wait out another sweep round or two: nothing else leaves, and the victim only once.
+    with pytest.raises(TimeoutError):
+        while True:
+            left += (await witness.until(lambda f: presence(f, r) and f["left"], timeout=2))["left"]
+    assert left == ["k-victim"]
+    for client in (witness, hopped, tabs[1]):
+        await client.close()
+    cluster.wait_node_ready(0)
