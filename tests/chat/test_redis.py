@@ -12,7 +12,7 @@ import pytest
 from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 
-from chat.hub import room_group
+from chat.broadcast import room_group
 from chat.redis import room_shard, shard_count, user_shard
 from chat.services.connections import connection_open
 from chat.services.presence import presence_heartbeat, presence_join, presence_list, presence_sweep
