@@ -67,10 +67,6 @@ class Hub:
         self._receiver: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    @property
-    def connections(self) -> int:
-        return len(self.sockets)
-
     async def start(self) -> None:
         self.channel = await self.layer.new_channel("node.")
         self._receiver = asyncio.create_task(self._receive_loop())

@@ -113,7 +113,7 @@ class NodeServer(Server):
             logger.warning("second stop signal: exiting without waiting")
             reactor.stop()
             return
-        logger.info("draining: closing sockets with 1012 in %s s", settings.DRAIN_GRACE)
+        logger.info("draining: closing sockets with %d in %s s", lifecycle.CLOSE_DRAINING, settings.DRAIN_GRACE)
         lifecycle.start_draining()
         metrics.DRAINING.set(1)
         self.drain_task = asyncio.get_event_loop().create_task(self._drain())
