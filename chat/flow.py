@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from autobahn.websocket.protocol import PreparedMessage
+from chat.seams import autobahn, twisted
 
 # The scope extension under which the node server hands a socket's FlowControl to the app.
 FLOW_EXTENSION = "chat.flow"
@@ -31,8 +31,7 @@ class OutFrame:
     @property
     def wire(self) -> bytes:
         if self._wire is None:
-            prepared = PreparedMessage(self.text.encode(), isBinary=False, applyMask=False, doNotCompress=True)
-            self._wire = prepared.payloadHybi
+            self._wire = autobahn.frame_bytes(self.text)
         return self._wire
 
 
@@ -59,32 +58,9 @@ class FlowControl:
         protocol = self.protocol
         if protocol is None or protocol.state != protocol.STATE_OPEN:
             return False
-        if protocol._perMessageCompress is not None:
+        if autobahn.compresses(protocol):
             # Compressed sockets frame each message themselves (daphne never negotiates it).
             protocol.sendMessage(frame.text.encode())
         else:
-            _write_now(protocol.transport, frame.wire)
+            twisted.write_now(protocol.transport, frame.wire)
         return True
-
-
-def _write_now(transport: Any, data: bytes) -> None:
-    """Send `data` on the socket at once when nothing waits before it, else queue it.
-
-    Twisted's `write` always buffers and asks the reactor to watch the socket for
-    writability, then sends on the next loop turn and stops watching: two epoll_ctl
-    calls and a callback per frame, the largest cost of a fan-out. An idle socket's
-    kernel buffer takes the frame now; only what it refuses goes through Twisted.
-    """
-    busy = transport._tempDataBuffer or transport.offset != len(transport.dataBuffer)
-    if busy or transport.TLS or transport.disconnecting or not transport.connected:
-        transport.write(data)
-        return
-    try:
-        sent = transport.socket.send(data)
-    except (BlockingIOError, InterruptedError):
-        sent = 0
-    except OSError:
-        # Reset or closed under us: Twisted's own write path finds out and closes it.
-        sent = 0
-    if sent < len(data):
-        transport.write(data[sent:])

@@ -30,8 +30,9 @@ from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
 from twisted.internet import reactor as twisted_reactor
 
-from chat import hub, metrics
+from chat import hub, lifecycle, metrics
 from chat.flow import FLOW_EXTENSION, FlowControl
+from chat.seams import autobahn, daphne
 
 logger = logging.getLogger(__name__)
 # Twisted's reactor is a module-level singleton that its stubs describe poorly.
@@ -54,7 +55,7 @@ class FlowControlledWebSocketProtocol(WebSocketProtocol):
         # a balancer without active health checks still sends no socket here. (Accepting
         # and closing with 1012 would be a success to the balancer and a wasted round
         # trip to the client.)
-        if hub.draining():
+        if lifecycle.draining():
             self.refused = True
             metrics.CONNECTS.labels("draining").inc()
             raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "node draining")
@@ -66,9 +67,7 @@ class FlowControlledWebSocketProtocol(WebSocketProtocol):
             super().onClose(was_clean, code, reason)
 
     def serverAccept(self, subprotocol: str | None = None) -> None:  # noqa: N802
-        # autobahn sends extra handshake headers when the deferred yields (protocol, headers).
-        self.handshake_deferred.callback((subprotocol, {NODE_HEADER: settings.NODE_ID}))
-        del self.handshake_deferred
+        daphne.accept(self, subprotocol, {NODE_HEADER: settings.NODE_ID})
 
     def connectionMade(self) -> None:  # noqa: N802
         super().connectionMade()
@@ -81,12 +80,11 @@ class FlowControlledWebSocketProtocol(WebSocketProtocol):
     def serverClose(self, code: int | None = None, reason: str = "") -> None:  # noqa: N802
         # autobahn lets an application close only with 1000 or 3000-4999, but our clients
         # act on the protocol's own codes: 1008 flooding, 1012 draining, 1013 try again.
-        # A reason (at most 123 bytes) says why in words.
-        reason_utf8 = reason.encode()[:123].decode(errors="ignore").encode() if reason else None
-        self.sendCloseFrame(code=1000 if code is None else code, reasonUtf8=reason_utf8, isReply=False)
+        # A reason says why in words.
+        autobahn.send_close(self, lifecycle.CLOSE_NORMAL if code is None else code, reason)
 
     def handle_reply(self, message: dict[str, Any]) -> None:
-        # daphne drops the ASGI close's `reason`; pass it on.
+        # daphne drops the ASGI close's `reason` (its own method, checked by the daphne seam test).
         if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
             self.serverClose(code=message.get("code"), reason=message.get("reason") or "")
             return
@@ -99,12 +97,11 @@ class NodeServer(Server):
         super().run()
 
     def _on_running(self) -> None:
-        self.ws_factory.protocol = FlowControlledWebSocketProtocol
         # On a protocol error (invalid UTF-8, a frame over WS_MAX_FRAME) send the close
         # code (1007, 1009) before dropping the connection, so the client learns why.
         # (allowNullOrigin is repeated because autobahn resets it on every call; the
         # consumer refuses a null Origin with 4403 itself.)
-        self.ws_factory.setProtocolOptions(failByDrop=False, allowNullOrigin=True)
+        daphne.install_protocol(self, FlowControlledWebSocketProtocol, failByDrop=False, allowNullOrigin=True)
         loop = asyncio.get_event_loop()
         logger.info("serving on %s with the %s event loop", self.endpoints, type(loop).__module__)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -113,18 +110,19 @@ class NodeServer(Server):
         hub.start_in_background()
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        # daphne's own method (its signature is checked in tests/chat/seams/test_daphne.py).
         flow = getattr(protocol, "flow", None)
         if flow is not None:
             scope = {**scope, "extensions": {**scope.get("extensions", {}), FLOW_EXTENSION: flow}}
         return super().create_application(protocol, scope)
 
     def on_stop_signal(self) -> None:
-        if hub.draining():
+        if lifecycle.draining():
             logger.warning("second stop signal: exiting without waiting")
             reactor.stop()
             return
-        logger.info("draining: closing sockets with 1012 in %s s", settings.DRAIN_GRACE)
-        hub.start_draining()
+        logger.info("draining: closing sockets with %d in %s s", lifecycle.CLOSE_DRAINING, settings.DRAIN_GRACE)
+        lifecycle.start_draining()
         metrics.DRAINING.set(1)
         self.drain_task = asyncio.get_event_loop().create_task(self._drain())
         self.drain_task.add_done_callback(lambda _: reactor.running and reactor.stop())
@@ -132,7 +130,7 @@ class NodeServer(Server):
     async def _drain(self) -> None:
         try:
             await asyncio.sleep(settings.DRAIN_GRACE)
-            closed = await hub.close_sockets(hub.CLOSE_DRAINING, wait=CLOSE_WAIT)
+            closed = await lifecycle.close_sockets(lifecycle.CLOSE_DRAINING, wait=CLOSE_WAIT)
             logger.info("drained: closed %d sockets; exiting", closed)
             # Leaving the registry is a courtesy (the entry expires anyway): a Redis or
             # task that does not answer must not keep a drained node alive.

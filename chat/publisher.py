@@ -18,7 +18,7 @@ import weakref
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from chat import hub, metrics
+from chat import broadcast, metrics
 from chat.errors import ChatError
 from chat.services.messages import PostedMessage, PublishRequest, message_publish_batch
 from chat.services.ratelimit import ratelimit_publish_many, ratelimit_refusal
@@ -102,7 +102,7 @@ class Publisher:
     async def _broadcast(self, stored: list[PostedMessage]) -> None:
         try:
             async with asyncio.timeout(BROADCAST_TIMEOUT):
-                await hub.publish_messages([(p.room, p.seq, p.frame, p.ts) for p in stored])
+                await broadcast.publish_messages([(p.room, p.seq, p.frame, p.ts) for p in stored])
         except Exception as exc:
             # Stored and acked: every node's tail check reads them from the database
             # within a few seconds of Redis answering again.

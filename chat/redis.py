@@ -1,8 +1,8 @@
 """The node's asyncio Redis clients for presence, rate limits and the node registry.
 
 `REDIS_URL` may name several independent Redis instances (shards). The channel layer puts
-each group on the shard `_consistent_hash(name)` picks, and our keys follow the same rule,
-so everything about one room (its pub/sub channel, presence, typing throttles) lives on one
+each group on the shard its hash of the name picks (chat/seams/channels_redis.py), and our
+keys follow the same rule, so everything about one room (its pub/sub channel, presence, typing throttles) lives on one
 shard and everything about one user (rate bucket, socket count) on one shard. The node
 registry and the cluster-wide figures are tiny and live on shard 0.
 """
@@ -14,10 +14,11 @@ import weakref
 from typing import Any
 
 import redis.asyncio as aioredis
-from channels_redis.utils import _consistent_hash
 from django.conf import settings
 from redis.asyncio.sentinel import Sentinel
 from redis.commands.core import AsyncScript
+
+from chat.seams.channels_redis import consistent_hash
 
 # The name channels-redis gives a group's pub/sub channel: `<prefix>__group__<group>`
 # with the layer's default prefix. A room's keys hash this same name, so they land on
@@ -44,7 +45,7 @@ def shard_count() -> int:
 
 def shard_of(name: str) -> int:
     """The shard channels-redis uses for a channel or group channel called `name`."""
-    return int(_consistent_hash(name, shard_count()))
+    return consistent_hash(name, shard_count())
 
 
 def room_shard(room: str) -> int:

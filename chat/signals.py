@@ -18,7 +18,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from chat import hub
+from chat import broadcast
 from chat.models import Membership, Room
 
 logger = logging.getLogger(__name__)
@@ -39,13 +39,13 @@ def _broadcast_after_commit(send: Callable[..., Coroutine[Any, Any, None]], *arg
 @receiver(user_logged_out)
 def close_sockets_of_the_session(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     if user is not None and request.session.session_key:
-        _broadcast_after_commit(hub.publish_revoke, user.pk, request.session.session_key)
+        _broadcast_after_commit(broadcast.publish_revoke, user.pk, request.session.session_key)
 
 
 @receiver(post_save, sender=get_user_model())
 def close_sockets_of_an_inactive_user(sender: Any, instance: Any, **kwargs: Any) -> None:
     if not instance.is_active:
-        _broadcast_after_commit(hub.publish_revoke, instance.pk, None)
+        _broadcast_after_commit(broadcast.publish_revoke, instance.pk, None)
 
 
 @receiver(post_delete, sender=Membership)
@@ -54,4 +54,4 @@ def end_subscriptions_of_a_removed_member(sender: Any, instance: Membership, **k
         slug = instance.room.slug
     except Room.DoesNotExist:
         return  # the room itself is being deleted
-    _broadcast_after_commit(hub.publish_evict, instance.user_id, slug)
+    _broadcast_after_commit(broadcast.publish_evict, instance.user_id, slug)

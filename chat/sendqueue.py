@@ -1,0 +1,92 @@
+"""One socket's way out: frames leave in the order given, held while the socket is paused.
+
+A client that stops reading would make the node hold its frames without bound, so past
+SEND_QUEUE_MAX waiting frames the queue is dropped and the socket closed with 1013; the
+client reconnects and recovers what it missed with `since`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from django.conf import settings
+
+from chat import metrics
+from chat.flow import FlowControl, OutFrame
+from chat.lifecycle import CLOSE_TOO_SLOW
+
+logger = logging.getLogger(__name__)
+
+
+class SendQueue:
+    def __init__(
+        self,
+        *,
+        flow: FlowControl | None,
+        send_text: Callable[[str], Awaitable[None]],
+        close: Callable[[int], Coroutine[Any, Any, None]],
+        conn: str,
+        user: str,
+    ) -> None:
+        # Without flow control (tests, plain daphne) frames go through the ASGI send.
+        self.flow = flow
+        self.send_text = send_text
+        self.close_socket = close
+        self.conn = conn
+        self.user = user
+        self.outbox: deque[OutFrame] = deque()
+        self.flushing: asyncio.Task[None] | None = None
+        # Set once the socket is closing: frames are dropped from then on.
+        self.closing = False
+        self._closer: asyncio.Task[None] | None = None
+
+    def stop(self) -> None:
+        """The socket is closing: drop what waits and whatever comes."""
+        self.closing = True
+        self.outbox.clear()
+
+    def send(self, frame: OutFrame | str) -> None:
+        """Send a frame, or queue it behind earlier ones; frames leave in the order given."""
+        if self.closing:
+            return
+        if isinstance(frame, str):
+            frame = OutFrame(frame)
+        flow = self.flow
+        if flow is not None and self.flushing is None and flow.writable.is_set():
+            # The common case: nothing waiting, socket writable. Write now, no task.
+            flow.write(frame)
+            return
+        if len(self.outbox) >= settings.SEND_QUEUE_MAX:
+            # The client stopped reading. Holding more would grow the node without bound;
+            # it reconnects and recovers what it missed with `since`.
+            logger.info("closing %s (%s): %d frames waiting", self.conn, self.user, len(self.outbox))
+            metrics.SLOW_CLOSES.inc()
+            metrics.SEND_QUEUE_DROPS.inc(len(self.outbox) + 1)
+            self.stop()
+            self._closer = asyncio.create_task(self.close_socket(CLOSE_TOO_SLOW))
+            return
+        self.outbox.append(frame)
+        if self.flushing is None:
+            self.flushing = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        flow = self.flow
+        try:
+            while self.outbox:
+                if flow is None:
+                    await self.send_text(self.outbox.popleft().text)
+                elif not flow.writable.is_set():
+                    await flow.writable.wait()
+                else:
+                    flow.write(self.outbox.popleft())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("socket %s went away with %d frames unsent", self.conn, len(self.outbox))
+            self.outbox.clear()
+        finally:
+            self.flushing = None
