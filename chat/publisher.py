@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -29,6 +30,18 @@ logger = logging.getLogger(__name__)
 BROADCAST_TIMEOUT = 2.0
 
 Waiter = tuple[PublishRequest, "asyncio.Future[PostedMessage]"]
+
+# The node's publishes have a database thread of their own. On the shared one they would
+# queue behind every subscribe's and handshake's reads, and a reconnect storm (a thousand
+# replays) would hold every ack for seconds. One thread: one writer per node.
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-publish")
+
+
+def _publish_batch(*, requests: list[PublishRequest]) -> list[PostedMessage | ChatError]:
+    return message_publish_batch(requests=requests)
+
+
+_store_batch = database_sync_to_async(_publish_batch, thread_sensitive=False, executor=_WRITER)
 
 
 class Publisher:
@@ -85,7 +98,7 @@ class Publisher:
         """Store the batch; each waiter learns its outcome (the ack) before the broadcast."""
         if not batch:
             return []
-        outcomes = await database_sync_to_async(message_publish_batch)(requests=[r for r, _ in batch])
+        outcomes = await _store_batch(requests=[r for r, _ in batch])
         stored = []
         for (_, done), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, ChatError):

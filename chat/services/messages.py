@@ -252,10 +252,15 @@ def _store(
 
 def message_frames_after(*, room: Room, after: int, upto: int | None = None) -> list[str]:
     """Encoded frames of the messages with after < seq <= upto, oldest first."""
-    messages = Message.objects.filter(room=room, seq__gt=after)
-    if upto is not None:
-        messages = messages.filter(seq__lte=upto)
-    return [_frame_of(m, room.slug) for m in messages.order_by("seq")[: settings.CHAT_RECOVERY_MAX]]
+    # Every recovering subscribe comes here: plain SQL costs a fraction of a compiled queryset.
+    table = connection.ops.quote_name(Message._meta.db_table)
+    bound = "" if upto is None else " AND seq <= %s"
+    messages = Message.objects.raw(
+        f"SELECT id, seq, author_name, body, created_at FROM {table}"
+        f" WHERE room_id = %s AND seq > %s{bound} ORDER BY seq LIMIT %s",
+        [room.pk, after, *([] if upto is None else [upto]), settings.CHAT_RECOVERY_MAX],
+    )
+    return [_frame_of(m, room.slug) for m in messages]
 
 
 def message_frames_between(*, slug: str, after: int, before: int) -> list[tuple[int, str]]:

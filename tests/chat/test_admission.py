@@ -126,6 +126,8 @@ async def test_a_storm_of_500_sockets_from_a_killed_node_ends_subscribed_and_cau
             f" all {back[-1]:.2f} s; {acked_during} publishes acked meanwhile; close codes {dict(codes)}"
         )
         assert lost == 0
+        # The bench's bar is 5 s for 1,000; here the 500 clients share the two cores.
+        assert back[-1] <= 15, f"the last client was back after {back[-1]:.1f} s"
         # 1011 is a bug; 1013 (busy) and 1006 (the kill) are expected.
         assert set(codes) <= {1006, CLOSE_TRY_AGAIN, None}, codes
     finally:
