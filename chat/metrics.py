@@ -35,5 +35,5 @@ SEND_QUEUE_DROPS = Counter(
 )
 
 # Show every Redis error site at 0 from the start, so a rate() over them is defined.
-for _where in ("watchdog", "broadcast", "heartbeat", "sweep"):
+for _where in ("watchdog", "broadcast", "lease", "sweep"):
     REDIS_ERRORS.labels(_where)
