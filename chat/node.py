@@ -30,7 +30,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
 from twisted.internet import reactor as twisted_reactor
 
-from chat import hub, lifecycle, metrics
+from chat import hub, lifecycle, memdebug, metrics
 from chat.flow import FLOW_EXTENSION, FlowControl
 from chat.seams import autobahn, daphne
 
@@ -106,6 +106,7 @@ class NodeServer(Server):
         logger.info("serving on %s with the %s event loop", self.endpoints, type(loop).__module__)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.on_stop_signal)
+        memdebug.start(loop)
         # Join the node registry and start sweeping before the first socket arrives.
         hub.start_in_background()
 
