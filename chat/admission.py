@@ -49,14 +49,19 @@ class AdmissionMiddleware:
         self.inner = inner
         self.bucket: TokenBucket | None = None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        # Not a coroutine itself: an admitted socket's task runs the inner application's
+        # coroutine, with no frame of ours kept on every idle socket (issue 13).
         if scope["type"] == "websocket":
             if self.bucket is None:
                 self.bucket = TokenBucket(rate=settings.CHAT_ADMIT_RATE, burst=settings.CHAT_ADMIT_BURST)
             if not self.bucket.take():
                 metrics.CONNECTS.labels("busy").inc()
-                await receive()  # websocket.connect
-                await send({"type": "websocket.accept"})
-                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN, "reason": "node busy, try again"})
-                return None
-        return await self.inner(scope, receive, send)
+                return self.refuse(receive, send)
+        return self.inner(scope, receive, send)
+
+    @staticmethod
+    async def refuse(receive: Any, send: Any) -> None:
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN, "reason": "node busy, try again"})

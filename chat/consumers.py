@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -37,6 +38,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     hub: Hub
     user_name: str
+
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Coroutine[Any, Any, None]:
+        # channels' own run, without the task and future per idle socket of its
+        # await_many_dispatch (chat/seams/channels.py). Not a coroutine itself, so that no
+        # frame of ours stays on every idle socket's task.
+        return channels.run_direct(self, scope, receive, send)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # No thread hop per frame: the services' database_sync_to_async calls recycle

@@ -28,7 +28,7 @@ Send = Callable[[OutFrame], None]
 Reader = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Subscription:
     """One socket's interest in one room."""
 

@@ -35,13 +35,57 @@ class OutFrame:
         return self._wire
 
 
+class Gate:
+    """`asyncio.Event`'s is_set/set/clear/wait, without its idle cost.
+
+    An Event keeps a deque of waiters (760 bytes) from birth; every socket has one gate
+    and almost never waits on it. This keeps a list only while someone waits.
+    """
+
+    __slots__ = ("_open", "_waiters")
+
+    def __init__(self, is_open: bool = False) -> None:
+        self._open = is_open
+        self._waiters: list[asyncio.Future[bool]] | None = None
+
+    def is_set(self) -> bool:
+        return self._open
+
+    def set(self) -> None:
+        if self._open:
+            return
+        self._open = True
+        for waiter in self._waiters or ():
+            if not waiter.done():
+                waiter.set_result(True)
+
+    def clear(self) -> None:
+        self._open = False
+
+    async def wait(self) -> bool:
+        if self._open:
+            return True
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            self._waiters.remove(waiter)
+            if not self._waiters:
+                self._waiters = None
+
+
 class FlowControl:
     """Twisted's IPushProducer for one socket, as an asyncio event, and its direct writer."""
 
+    __slots__ = ("protocol", "writable")
+
     def __init__(self, protocol: Any = None) -> None:
         self.protocol = protocol
-        self.writable = asyncio.Event()
-        self.writable.set()
+        self.writable = Gate(is_open=True)
 
     def pauseProducing(self) -> None:  # noqa: N802 - Twisted's interface
         self.writable.clear()

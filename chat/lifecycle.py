@@ -52,7 +52,7 @@ def start_draining() -> None:
     _draining = True
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class LocalSocket:
     """A socket on this node, as the hub needs to know it to close or trim it."""
 

@@ -30,7 +30,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
 from twisted.internet import reactor as twisted_reactor
 
-from chat import hub, lifecycle, metrics
+from chat import hub, lifecycle, memdebug, metrics
 from chat.flow import FLOW_EXTENSION, FlowControl
 from chat.seams import autobahn, daphne
 
@@ -69,6 +69,12 @@ class FlowControlledWebSocketProtocol(WebSocketProtocol):
     def serverAccept(self, subprotocol: str | None = None) -> None:  # noqa: N802
         daphne.accept(self, subprotocol, {NODE_HEADER: settings.NODE_ID})
 
+    def onOpen(self) -> None:  # noqa: N802
+        super().onOpen()
+        # An open socket no longer needs its opening handshake (idle memory per socket).
+        autobahn.release_handshake(self)
+        daphne.release_handshake(self)
+
     def connectionMade(self) -> None:  # noqa: N802
         super().connectionMade()
         self.flow = FlowControl(self)
@@ -101,11 +107,14 @@ class NodeServer(Server):
         # code (1007, 1009) before dropping the connection, so the client learns why.
         # (allowNullOrigin is repeated because autobahn resets it on every call; the
         # consumer refuses a null Origin with 4403 itself.)
-        daphne.install_protocol(self, FlowControlledWebSocketProtocol, failByDrop=False, allowNullOrigin=True)
+        factory = daphne.install_protocol(self, FlowControlledWebSocketProtocol, failByDrop=False, allowNullOrigin=True)
+        # The options live on the protocol class, not copied into every socket's dict.
+        autobahn.share_factory_options(factory, FlowControlledWebSocketProtocol)
         loop = asyncio.get_event_loop()
         logger.info("serving on %s with the %s event loop", self.endpoints, type(loop).__module__)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.on_stop_signal)
+        memdebug.start(loop)
         # Join the node registry and start sweeping before the first socket arrives.
         hub.start_in_background()
 
@@ -114,7 +123,8 @@ class NodeServer(Server):
         flow = getattr(protocol, "flow", None)
         if flow is not None:
             scope = {**scope, "extensions": {**scope.get("extensions", {}), FLOW_EXTENSION: flow}}
-        return super().create_application(protocol, scope)
+        # daphne's method, with an application inbox that costs an idle socket nothing.
+        return daphne.start_application(self, protocol, scope)
 
     def on_stop_signal(self) -> None:
         if lifecycle.draining():
@@ -148,11 +158,14 @@ def with_node_header(application: Any) -> Any:
     """Add `X-Chat-Node` to every HTTP response of `application` (an ASGI app)."""
     header = (NODE_HEADER.lower().encode(), settings.NODE_ID.encode())
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def app(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        # A WebSocket gets the application's own coroutine: no frame of ours (and no
+        # reference to its scope) stays on every idle socket's task.
         if scope["type"] != "http":
-            await application(scope, receive, send)
-            return
+            return application(scope, receive, send)
+        return http_app(scope, receive, send)
 
+    async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         async def send_named(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", ()), header]}

@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 
 class SendQueue:
+    # One per socket: no __dict__.
+    __slots__ = ("_closer", "close_socket", "closing", "conn", "flow", "flushing", "outbox", "send_text", "user")
+
     def __init__(
         self,
         *,
@@ -38,7 +41,8 @@ class SendQueue:
         self.close_socket = close
         self.conn = conn
         self.user = user
-        self.outbox: deque[OutFrame] = deque()
+        # Frames waiting for the socket; None while none do (an empty deque is 760 bytes).
+        self.outbox: deque[OutFrame] | None = None
         self.flushing: asyncio.Task[None] | None = None
         # Set once the socket is closing: frames are dropped from then on.
         self.closing = False
@@ -47,7 +51,7 @@ class SendQueue:
     def stop(self) -> None:
         """The socket is closing: drop what waits and whatever comes."""
         self.closing = True
-        self.outbox.clear()
+        self.outbox = None
 
     def send(self, frame: OutFrame | str) -> None:
         """Send a frame, or queue it behind earlier ones; frames leave in the order given."""
@@ -60,6 +64,8 @@ class SendQueue:
             # The common case: nothing waiting, socket writable. Write now, no task.
             flow.write(frame)
             return
+        if self.outbox is None:
+            self.outbox = deque()
         if len(self.outbox) >= settings.SEND_QUEUE_MAX:
             # The client stopped reading. Holding more would grow the node without bound;
             # it reconnects and recovers what it missed with `since`.
@@ -86,7 +92,9 @@ class SendQueue:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.warning("socket %s went away with %d frames unsent", self.conn, len(self.outbox))
-            self.outbox.clear()
+            logger.warning("socket %s went away with %d frames unsent", self.conn, len(self.outbox or ()))
+            self.outbox = None
         finally:
             self.flushing = None
+            if not self.outbox:
+                self.outbox = None

@@ -355,6 +355,12 @@ WS_MAX_FRAME = env_int("WS_MAX_FRAME", 64 * 1024, minimum=1024)
 # dead peers within ping interval + timeout.
 WS_PING_INTERVAL = env_number("WS_PING_INTERVAL", 20, minimum=1)
 WS_PING_TIMEOUT = env_number("WS_PING_TIMEOUT", 30, minimum=1)
+# A directory: the node traces its Python allocations (tracemalloc, this many frames deep
+# per allocation: CHAT_MEMORY_DEBUG_FRAMES) and writes a snapshot and an object census
+# there on SIGUSR2 (bench/memory_probe.py). Off (empty) by default: tracing costs memory
+# and CPU.
+CHAT_MEMORY_DEBUG = env_str("CHAT_MEMORY_DEBUG", "")
+CHAT_MEMORY_DEBUG_FRAMES = env_int("CHAT_MEMORY_DEBUG_FRAMES", 25, minimum=1)
 
 # json: one JSON object per line (python-json-logger) for log shippers; text: for people.
 # Default: text when stderr is a terminal (manage.py at a prompt), json otherwise (nodes

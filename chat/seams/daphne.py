@@ -1,26 +1,34 @@
-"""daphne internals: its WebSocket factory, the handshake deferred, and the application's scope.
+"""daphne internals: its WebSocket factory, the handshake deferred, the application's scope
+and queue, and what an open socket keeps of its handshake.
 
 The node subclasses daphne's `Server` and `WebSocketProtocol`; what it overrides there
-(`create_application`, `serverAccept`, `serverClose`, `onConnect`, `onClose`) is daphne's
-own method, not a documented hook, so the signatures are checked in
-tests/chat/seams/test_daphne.py.
+(`create_application`, `serverAccept`, `serverClose`, `onConnect`, `onClose`, `onOpen`)
+is daphne's own method, not a documented hook, so the signatures are checked in
+tests/chat/seams/test_daphne.py. `daphne.server` installs Twisted's asyncio reactor on
+import, so this module imports it for type checking only: the seam test imports this.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections import deque
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from daphne.server import Server
+if TYPE_CHECKING:
+    from daphne.server import Server
 
 
-def install_protocol(server: Server, protocol: type, **options: Any) -> None:
+def install_protocol(server: Server, protocol: type, **options: Any) -> Any:
     """Make `server` build its WebSockets from `protocol`, with autobahn protocol `options`.
 
-    daphne builds its `ws_factory` in `run`, so call this once the reactor runs.
+    daphne builds its `ws_factory` in `run`, so call this once the reactor runs. Returns
+    the factory (an autobahn `WebSocketServerFactory`).
     """
     factory: Any = server.ws_factory
     factory.protocol = protocol
     factory.setProtocolOptions(**options)
+    return factory
 
 
 def accept(protocol: Any, subprotocol: str | None, headers: dict[str, str]) -> None:
@@ -31,3 +39,91 @@ def accept(protocol: Any, subprotocol: str | None, headers: dict[str, str]) -> N
     """
     protocol.handshake_deferred.callback((subprotocol, headers))
     del protocol.handshake_deferred
+
+
+# --- idle memory per socket -----------------------------------------------------------
+
+
+class OpenedRequest:
+    """What daphne reads of the handshake request once open: its path (in its logs)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+def release_handshake(protocol: Any) -> None:
+    """Drop what daphne keeps of an open socket's handshake for its lifetime (call from onOpen).
+
+    Once open, daphne reads only `request.path` of the autobahn request, so the request
+    (with its headers, peer and parameters) becomes an `OpenedRequest`; the raw query
+    string goes. The application has authenticated by now (it accepts only after that),
+    so the header list the ASGI scope shares with daphne (`clean_headers`) is emptied
+    too: `scope["headers"]` is empty once the socket is open.
+    """
+    headers = getattr(protocol, "clean_headers", None)
+    if isinstance(headers, list):
+        headers.clear()
+    attrs = vars(protocol)
+    attrs.pop("clean_headers", None)
+    attrs.pop("_raw_query_string", None)
+    request = attrs.get("request")
+    if request is not None:
+        protocol.request = OpenedRequest(request.path)
+
+
+class Inbox:
+    """daphne's per-application `asyncio.Queue`, without an idle cost.
+
+    daphne gives every application an `asyncio.Queue`: three deques (2.2 KB) that an
+    idle socket keeps empty. This holds nothing while empty but the one waiting future.
+    FIFO and unbounded like daphne's, for a single reader (the application's `receive`);
+    daphne itself only calls `put_nowait` (and tests the queue for truth).
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        return item
+
+
+def start_application(server: Any, protocol: Any, scope: dict[str, Any]) -> Inbox | None:
+    """daphne's `Server.create_application` (4.2.3), with an `Inbox` for its queue.
+
+    Returns what daphne's returns: the application's input queue, or None when the
+    connection went away meanwhile.
+    """
+    assert "application_instance" not in server.connections[protocol]
+    inbox = Inbox()
+    scope.setdefault("asgi", {"version": "3.0"})
+    application_instance = server.application(
+        scope=scope, receive=inbox.get, send=partial(server.handle_reply, protocol)
+    )
+    if protocol not in server.connections:
+        return None
+    server.connections[protocol]["application_instance"] = asyncio.ensure_future(
+        application_instance, loop=asyncio.get_event_loop()
+    )
+    return inbox

@@ -20,7 +20,7 @@ from django.utils import timezone
 from chat.models import Membership, Room
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Grant:
     """What a socket was let in on."""
 

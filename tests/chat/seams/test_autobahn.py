@@ -1,10 +1,21 @@
-"""chat/seams/autobahn.py: prepared frames, the compression flag and sendCloseFrame are still there."""
+"""chat/seams/autobahn.py: prepared frames, the compression flag, sendCloseFrame, how a
+protocol takes its options and where the handshake's leftovers are read are still as it assumes."""
 
 from __future__ import annotations
 
-from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
+import ast
+import inspect
+from pathlib import Path
 
-from chat.seams.autobahn import frame_bytes
+from autobahn.twisted import websocket as twisted_websocket
+from autobahn.websocket.protocol import (
+    PreparedMessage,
+    WebSocketProtocol,
+    WebSocketServerFactory,
+    WebSocketServerProtocol,
+)
+
+from chat.seams.autobahn import HANDSHAKE_ATTRS, frame_bytes, release_handshake, share_factory_options
 from tests.chat.seams.checks import has, params, source_has
 
 FRAMES = "chat/seams/autobahn.py frame_bytes (OutFrame.wire in chat/flow.py)"
@@ -26,3 +37,70 @@ def test_the_protocol_still_records_its_compression() -> None:
 def test_any_close_code_can_still_be_sent() -> None:
     has(WebSocketProtocol, "sendCloseFrame", needed_by=CLOSE)
     params(WebSocketProtocol.sendCloseFrame, ["self", "code", "reasonUtf8", "isReply"], needed_by=CLOSE)
+
+
+SHARE = "chat/seams/autobahn.py share_factory_options (idle memory per socket, chat/node.py)"
+RELEASE = "chat/seams/autobahn.py release_handshake (idle memory per socket, chat/node.py onOpen)"
+
+
+def test_a_protocol_still_copies_only_the_options_it_lacks() -> None:
+    # With the options on the class, _connectionMade copies none into the protocol's dict.
+    source_has(WebSocketProtocol._connectionMade, "for configAttr in self.CONFIG_ATTRS:", needed_by=SHARE)
+    source_has(WebSocketProtocol._connectionMade, "if not hasattr(self, configAttr):", needed_by=SHARE)
+    copy = "setattr(self, configAttr, getattr(self.factory, configAttr))"
+    source_has(WebSocketProtocol._connectionMade, copy, needed_by=SHARE)
+    has(WebSocketServerProtocol, "CONFIG_ATTRS", needed_by=SHARE)
+
+
+def test_shared_options_reach_every_protocol_from_its_class() -> None:
+    class Protocol(WebSocketServerProtocol):
+        pass
+
+    factory = WebSocketServerFactory()
+    factory.setProtocolOptions(failByDrop=False, allowNullOrigin=True, autoPingInterval=7)
+    share_factory_options(factory, Protocol)
+    protocol = Protocol()
+    missing = [name for name in Protocol.CONFIG_ATTRS if name not in vars(Protocol)]
+    assert not missing, f"autobahn's CONFIG_ATTRS {missing} were not shared: {SHARE}"
+    assert (protocol.failByDrop, protocol.allowNullOrigin, protocol.autoPingInterval) == (False, True, 7)
+    assert not set(vars(protocol)) & set(Protocol.CONFIG_ATTRS)
+    # A function option is the factory's own, not a method bound to the protocol.
+    assert protocol.perMessageCompressionAccept is factory.perMessageCompressionAccept
+
+
+def _server_handshake_readers() -> dict[str, set[str]]:
+    """Which methods of autobahn's WebSocketProtocol and WebSocketServerProtocol read each handshake attribute."""
+    tree = ast.parse(Path(inspect.getfile(WebSocketProtocol)).read_text())
+    readers: dict[str, set[str]] = {name: set() for name in HANDSHAKE_ATTRS}
+    for cls in tree.body:
+        if not (isinstance(cls, ast.ClassDef) and cls.name in ("WebSocketProtocol", "WebSocketServerProtocol")):
+            continue
+        for method in cls.body:
+            if not isinstance(method, ast.FunctionDef):
+                continue
+            for node in ast.walk(method):
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+                    if node.attr in readers:
+                        readers[node.attr].add(f"{cls.name}.{method.name}")
+    return readers
+
+
+def test_the_handshake_attributes_are_still_used_only_while_shaking_hands() -> None:
+    handshake = {"WebSocketServerProtocol.processHandshake", "WebSocketServerProtocol.succeedHandshake"}
+    for name, readers in _server_handshake_readers().items():
+        assert readers, f"autobahn's server protocol no longer sets self.{name}: {RELEASE} releases it for nothing"
+        late = readers - handshake
+        assert not late, f"autobahn now uses self.{name} in {sorted(late)}, after the handshake: {RELEASE} drops it"
+    twisted_adapter = Path(inspect.getfile(twisted_websocket)).read_text()
+    for name in HANDSHAKE_ATTRS:
+        assert f".{name}" not in twisted_adapter, f"autobahn.twisted.websocket now uses {name}: {RELEASE} drops it"
+
+
+def test_release_handshake_keeps_everything_else() -> None:
+    protocol = WebSocketServerProtocol()
+    protocol.state = WebSocketProtocol.STATE_OPEN
+    kept = dict(vars(protocol))
+    for name in HANDSHAKE_ATTRS:
+        setattr(protocol, name, "x")
+    release_handshake(protocol)
+    assert vars(protocol) == kept

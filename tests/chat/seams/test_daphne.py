@@ -1,34 +1,56 @@
 """chat/seams/daphne.py and chat/node.py: the daphne methods the node overrides are still the same.
 
-`daphne.server` installs Twisted's asyncio reactor on import, so its `Server` is read
-from source here rather than imported into the test process.
+`daphne.server` installs Twisted's asyncio reactor on import, so its `Server` (and its
+HTTP protocol) are read from source here rather than imported into the test process.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 from daphne.ws_protocol import WebSocketProtocol
 
+from chat.seams.daphne import Inbox, OpenedRequest, release_handshake, start_application
 from tests.chat.seams.checks import params, source_has
 
 NODE = "chat/node.py"
 ACCEPT = "chat/seams/daphne.py accept (the X-Chat-Node handshake header)"
+START = "chat/seams/daphne.py start_application (a copy of it, with an Inbox for its queue; chat/node.py)"
+RELEASE = "chat/seams/daphne.py release_handshake (idle memory per socket, chat/node.py onOpen)"
+INBOX = "chat/seams/daphne.py Inbox (stands in for daphne's asyncio.Queue per application)"
+
+
+def _module(name: str) -> ast.Module:
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.origin is not None
+    return ast.parse(Path(spec.origin).read_text())
+
+
+def _class(module: str, name: str) -> ast.ClassDef:
+    return next(node for node in _module(module).body if isinstance(node, ast.ClassDef) and node.name == name)
 
 
 def _server_class() -> ast.ClassDef:
-    spec = importlib.util.find_spec("daphne.server")
-    assert spec is not None and spec.origin is not None
-    tree = ast.parse(Path(spec.origin).read_text())
-    return next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Server")
+    return _class("daphne.server", "Server")
 
 
-def _method(cls: ast.ClassDef, name: str) -> ast.FunctionDef:
-    found = [node for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == name]
-    assert found, f"daphne.server.Server.{name} is gone: {NODE} overrides or calls it"
+def _method(cls: ast.ClassDef, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
+    found = [node for node in cls.body if isinstance(node, kinds) and node.name == name]
+    assert found, f"daphne's {cls.name}.{name} is gone: {NODE} overrides or calls it"
     return found[0]
+
+
+def _self_attributes(tree: ast.AST, owner: str = "self") -> list[ast.Attribute]:
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == owner
+    ]
 
 
 def test_the_server_still_builds_ws_factory_in_run() -> None:
@@ -62,3 +84,143 @@ def test_server_accept_is_still_what_accept_copies() -> None:
     # If daphne's serverAccept learns more than this, copy it into chat/seams/daphne.py accept.
     source_has(WebSocketProtocol.serverAccept, "self.handshake_deferred.callback(subprotocol)", needed_by=ACCEPT)
     source_has(WebSocketProtocol.serverAccept, "del self.handshake_deferred", needed_by=ACCEPT)
+
+
+# --- idle memory per socket: the copy of create_application, the inbox, the handshake ---
+
+# daphne 4.2.3's Server.create_application, docstring left out: start_application copies it.
+CREATE_APPLICATION = "\n".join(
+    [
+        "assert 'application_instance' not in self.connections[protocol]",
+        "input_queue = asyncio.Queue()",
+        "scope.setdefault('asgi', {'version': '3.0'})",
+        "application_instance = self.application(scope=scope, receive=input_queue.get, "
+        "send=partial(self.handle_reply, protocol))",
+        "if protocol not in self.connections:",
+        "    return None",
+        "self.connections[protocol]['application_instance'] = asyncio.ensure_future(application_instance, "
+        "loop=asyncio.get_event_loop())",
+        "return input_queue",
+    ]
+)
+
+
+def test_create_application_is_still_what_start_application_copies() -> None:
+    method = _method(_server_class(), "create_application")
+    body = [s for s in method.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    assert ast.unparse(body) == CREATE_APPLICATION, (
+        f"daphne.server.Server.create_application changed: copy it again into {START}:\n{ast.unparse(body)}"
+    )
+
+
+def test_the_server_attributes_start_application_uses_are_still_there() -> None:
+    server = _server_class()
+    assigned = {node.attr for node in _self_attributes(_method(server, "__init__")) if isinstance(node.ctx, ast.Store)}
+    assert "application" in assigned, f"daphne.server.Server no longer sets self.application: {START} needs it"
+    assigned |= {node.attr for node in _self_attributes(_method(server, "run")) if isinstance(node.ctx, ast.Store)}
+    assert "connections" in assigned, f"daphne.server.Server no longer sets self.connections: {START} needs it"
+    args = [arg.arg for arg in _method(server, "handle_reply").args.args]
+    assert args == ["self", "protocol", "message"], (
+        f"daphne.server.Server.handle_reply now takes ({', '.join(args)}): {START} passes it (protocol, message)"
+    )
+
+
+def test_daphne_still_only_puts_into_the_application_queue() -> None:
+    # The Inbox has put_nowait and get; daphne's protocols may call nothing else on it.
+    for module in ("daphne.ws_protocol", "daphne.http_protocol"):
+        calls = {
+            node.attr
+            for node in ast.walk(_module(module))
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "application_queue"
+        }
+        assert calls <= {"put_nowait"}, f"{module} now calls application_queue.{sorted(calls)}: {INBOX} lacks them"
+
+
+def test_the_handshake_leftovers_are_still_where_release_handshake_looks() -> None:
+    protocol = _class("daphne.ws_protocol", "WebSocketProtocol")
+    on_connect = _method(protocol, "onConnect")
+    source_has(WebSocketProtocol.onConnect, "self.request = request", needed_by=RELEASE)
+    source_has(WebSocketProtocol.onConnect, "self.clean_headers = []", needed_by=RELEASE)
+    source_has(WebSocketProtocol.onConnect, '"headers": self.clean_headers', needed_by=RELEASE)
+    source_has(WebSocketProtocol.onConnect, '"query_string": self._raw_query_string', needed_by=RELEASE)
+    http = _class("daphne.http_protocol", "WebRequest")
+    assert "protocol._raw_query_string =" in ast.unparse(http), (
+        f"daphne.http_protocol.WebRequest no longer hands the WebSocket _raw_query_string: {RELEASE}"
+    )
+    params(WebSocketProtocol.onOpen, ["self"], needed_by=RELEASE)
+    for method in protocol.body:
+        if not isinstance(method, ast.FunctionDef | ast.AsyncFunctionDef) or method is on_connect:
+            continue
+        for node in _self_attributes(method):
+            assert node.attr not in ("clean_headers", "_raw_query_string"), (
+                f"daphne's WebSocketProtocol.{method.name} now reads self.{node.attr} after the handshake: "
+                f"{RELEASE} drops it"
+            )
+        request_reads = {
+            outer.attr
+            for outer in ast.walk(method)
+            if isinstance(outer, ast.Attribute)
+            and isinstance(outer.value, ast.Attribute)
+            and outer.value.attr == "request"
+            and isinstance(outer.value.value, ast.Name)
+            and outer.value.value.id == "self"
+        }
+        assert request_reads <= {"path"}, (
+            f"daphne's WebSocketProtocol.{method.name} now reads self.request.{sorted(request_reads)}: "
+            f"{RELEASE} keeps only request.path (OpenedRequest)"
+        )
+
+
+def test_release_handshake_keeps_the_path_and_empties_the_scope_headers() -> None:
+    class Request:
+        path = "/ws/"
+        headers = {"cookie": "x"}
+
+    class Protocol:
+        pass
+
+    protocol: Any = Protocol()
+    headers = [(b"cookie", b"x")]
+    protocol.request, protocol.clean_headers, protocol._raw_query_string = Request(), headers, b"token=t"
+    protocol.path = b"/ws/"
+    release_handshake(protocol)
+    assert isinstance(protocol.request, OpenedRequest) and protocol.request.path == "/ws/"
+    assert headers == [] and vars(protocol).keys() == {"request", "path"}
+
+
+async def test_the_inbox_is_a_fifo_that_wakes_its_reader() -> None:
+    inbox = Inbox()
+    inbox.put_nowait(1)
+    inbox.put_nowait(2)
+    assert [await inbox.get(), await inbox.get()] == [1, 2]
+    reader = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    assert not reader.done()
+    inbox.put_nowait(3)
+    assert await asyncio.wait_for(reader, 1) == 3
+    assert inbox._items is None and inbox._waiter is None
+
+
+async def test_start_application_runs_the_app_on_an_inbox() -> None:
+    got: list[Any] = []
+
+    class Server:
+        def __init__(self) -> None:
+            self.connections: dict[Any, dict[str, Any]] = {}
+
+        async def application(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            got.append((scope["asgi"], await receive()))
+            await send({"type": "websocket.accept"})
+
+        async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
+            got.append((protocol, message))
+
+    server, protocol = Server(), object()
+    server.connections[protocol] = {}
+    inbox = start_application(server, protocol, {"type": "websocket"})
+    assert isinstance(inbox, Inbox)
+    inbox.put_nowait({"type": "websocket.connect"})
+    await asyncio.wait_for(server.connections[protocol]["application_instance"], 1)
+    assert got == [({"version": "3.0"}, {"type": "websocket.connect"}), (protocol, {"type": "websocket.accept"})]
