@@ -123,9 +123,19 @@ class Generator:
             if not conn.ready.done():
                 conn.ready.set_result(False)
 
-    async def connect(self, count: int, room_of: Callable[[int], str]) -> tuple[list[Conn], float]:
-        """`count` sockets, each in its room and ready for traffic, and the seconds that took."""
-        limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    async def connect(
+        self,
+        count: int,
+        room_of: Callable[[int], str],
+        concurrency: int = CONNECT_CONCURRENCY,
+        durations: list[int] | None = None,
+    ) -> tuple[list[Conn], float]:
+        """`count` sockets, each in its room and ready for traffic, and the seconds that took.
+
+        At most `concurrency` handshakes (and subscribes) are in flight; `durations` gets
+        each ready socket's nanoseconds from the start of its handshake to ready.
+        """
+        limit = asyncio.Semaphore(concurrency)
         give_up = time.monotonic() + CONNECT_LIMIT
 
         async def one(index: int) -> Conn | None:
@@ -135,6 +145,7 @@ class Generator:
                 if time.monotonic() > give_up:
                     self.errors["connect: out of time"] += 1
                     return None
+                began = time.perf_counter_ns()
                 try:
                     await ws_connect(lambda: conn, self.target.url(index, room), websocket_handshake_timeout=10)
                 except (WSError, OSError, TimeoutError) as exc:
@@ -152,6 +163,8 @@ class Generator:
                 self.errors["subscribe failed"] += 1
                 conn.close()
                 return None
+            if durations is not None:
+                durations.append(time.perf_counter_ns() - began)
             return conn
 
         started, cpu = time.perf_counter(), sum(os.times()[:2])

