@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -150,6 +151,9 @@ def main() -> None:
         "--systems", default=",".join(SYSTEMS), help="ours, tutorial, bare, uvicorn (default: the first 3)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "perf.json")
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="copy the systems' logs to bench/results/logs/ at the end"
+    )
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "bench.png")
     args = parser.parse_args()
     for key, value in PROFILES["quick" if args.quick else "default"].items():
@@ -232,6 +236,8 @@ def main() -> None:
             for name in systems:
                 if name != "ours":
                     results.setdefault(name, {})["storm"] = {"n/a": "no seq and no `since`: nothing to recover with"}
+        if args.keep_logs:
+            keep_logs(Path(tmp), args.out.parent / "logs")
     elapsed = time.monotonic() - started
     print()
     print(table(results, parts))
@@ -249,6 +255,16 @@ def main() -> None:
         print(f"wrote {args.out} and {args.plot}")
     else:
         print(f"wrote {args.out}")
+
+
+def keep_logs(tmp: Path, dest: Path) -> None:
+    """Every *.log of the run's processes, under dest/<part or system>/, replacing an older copy."""
+    shutil.rmtree(dest, ignore_errors=True)
+    for log in tmp.rglob("*.log"):
+        target = dest / log.relative_to(tmp)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, target)
+    print(f"logs in {dest}", flush=True)
 
 
 def load() -> list[float]:

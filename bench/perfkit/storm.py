@@ -54,6 +54,8 @@ FATAL = (4401, 4403)
 # A gap still open this long after a repair answered is repaired again (client.js).
 REPAIR_RECHECK = 1.0
 HANDSHAKE_TIMEOUT = 10.0
+# A publish answered `unavailable` (or `rate_limited`) is sent again with its key, this often at most.
+PUBLISH_TRIES = 5
 # Seconds a socket being set up may take from open to subscribed before the next one goes.
 SETUP_WAIT = 15.0
 # Bounds: attempts per client, initial handshakes in flight, and phases in seconds.
@@ -147,6 +149,7 @@ class Client:
         self.connections = 0
         self.ready = asyncio.Event()  # first time every room is subscribed
         self.back_at = 0  # perf_counter_ns when back after the kill (0: not yet)
+        self.ready_ns = 0
         self.stopping = False
         self.refs = 0
 
@@ -176,14 +179,14 @@ class Client:
                 else:
                     await self._open(link)
             except (WSError, OSError, TimeoutError) as exc:
-                self.storm.handshake_failures[type(exc).__name__] += 1
+                self.storm.handshake_failures[f"{type(exc).__name__} on {self.storm.node_name(self.port)}"] += 1
                 code = NO_CLOSE_FRAME
             else:
                 try:
                     code = await asyncio.wait_for(asyncio.shield(link.closed), max(0.1, deadline - time.monotonic()))
                 except TimeoutError:
                     break
-                self.storm.close_codes[code] += 1
+                self.storm.close_codes[f"{code} on {self.storm.node_name(self.port)}"] += 1
             if self.stopping:
                 break
             if code in FATAL:
@@ -191,8 +194,9 @@ class Client:
                 break
             delay = random.random() * DRAIN_SPREAD if code == CLOSE_DRAINING else backoff(self.attempt)
             self.attempt += 1
-            # The balancer would send the client to a live node: node B.
-            self.port = self.storm.fallback_port
+            if self.storm.killed_ns:
+                # The balancer would send the client to a live node: node B.
+                self.port = self.storm.fallback_port
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
 
     async def _open(self, link: Link) -> None:
@@ -308,7 +312,8 @@ class Client:
         self.drain(view)
         if view.buffer:
             asyncio.get_running_loop().call_later(REPAIR_RECHECK, self.recheck, view)
-        if all(v.subscribed for v in self.rooms.values()):
+        if all(v.subscribed for v in self.rooms.values()) and not self.ready.is_set():
+            self.ready_ns = time.perf_counter_ns()
             self.ready.set()
         self.check_back()
 
@@ -335,7 +340,8 @@ class Storm:
         self.killed_ns = 0
         self.errors: Counter[str] = Counter()
         self.handshake_failures: Counter[str] = Counter()
-        self.close_codes: Counter[int] = Counter()
+        self.close_codes: Counter[str] = Counter()
+        self.node_ports: dict[int, str] = {}
         self.fatal = 0
         self.repeats = 0
         self.repairs = 0
@@ -345,18 +351,46 @@ class Storm:
         # (room, seq, sent ns, acked ns) of every acked publish
         self.acks: list[tuple[str, int, int, int]] = []
         self.publish_errors: Counter[str] = Counter()
+        self.retries = 0
+        # ref -> (publisher, frame, tries) of every publish not yet acked, to send again
+        self.unacked: dict[str, tuple[Client, str, int]] = {}
+
+    def node_name(self, port: int) -> str:
+        return self.node_ports.get(port, str(port))
 
     def on_ack(self, f: Frame) -> None:
         sent = self.pending.pop(f.ref, None)
+        self.unacked.pop(f.ref, None)
         if sent is not None:
             self.acks.append((f.room or sent[0], f.seq, sent[1], time.perf_counter_ns()))
 
     def on_error(self, f: Frame) -> bool:
-        """Count a publish's error; False when the error answers something else."""
-        if self.pending.pop(f.ref, None) is None:
+        """Count a publish's error, and send it again as client.js does; False when not a publish's."""
+        if f.ref not in self.pending:
             return False
         self.publish_errors[f.code] += 1
+        again = self.unacked.get(f.ref)
+        if f.code in ("unavailable", "rate_limited") and again is not None and again[2] < PUBLISH_TRIES:
+            # Same key: if the first try was stored after all, the retry gets its seq.
+            self.unacked[f.ref] = (again[0], again[1], again[2] + 1)
+            asyncio.get_running_loop().call_later(0.5 + backoff(2), self.resend, f.ref)
+        else:
+            self.pending.pop(f.ref, None)
+            self.unacked.pop(f.ref, None)
         return True
+
+    def resend(self, ref: str) -> None:
+        again = self.unacked.get(ref)
+        if again is None:
+            return
+        publisher, frame, _ = again
+        if publisher.link is None:
+            self.publish_errors["retry on a closed socket"] += 1
+            self.pending.pop(ref, None)
+            self.unacked.pop(ref, None)
+            return
+        self.retries += 1
+        publisher.send(frame)
 
 
 async def wait_until(condition: Any, seconds: float) -> bool:
@@ -382,8 +416,10 @@ async def publish(storm: Storm, publishers: list[Client], rate: float, stop: asy
                 storm.publish_errors["socket closed"] += 1
                 continue
             key = f"{run}-{sent}"
+            frame = f'{{"type":"publish","room":"{room}","body":"m{sent}","key":"{key}","ref":"{key}"}}'
             storm.pending[key] = (room, time.perf_counter_ns())
-            pub.send(f'{{"type":"publish","room":"{room}","body":"m{sent}","key":"{key}","ref":"{key}"}}')
+            storm.unacked[key] = (pub, frame, 1)
+            pub.send(frame)
         await asyncio.sleep(TICK)
     return sent
 
@@ -410,6 +446,7 @@ async def measure_storm(target: Target, args: argparse.Namespace, result: dict[s
     run = f"st{int(time.time()) % 100000}"
     rooms = [f"storm-{run}-{r}" for r in range(args.storm_rooms)]
     storm = Storm(fallback_port=node_b)
+    storm.node_ports = {node_a: "A", node_b: "B"}
     clients = [Client(storm, target.tokens[i], [rooms[i % len(rooms)]], node_a) for i in range(args.storm_clients)]
     publishers = [Client(storm, target.tokens[args.storm_clients + r], [room], node_b) for r, room in enumerate(rooms)]
     everyone = clients + publishers
@@ -421,21 +458,26 @@ async def measure_storm(target: Target, args: argparse.Namespace, result: dict[s
         # 1. Everyone connected and subscribed; bounded handshakes in flight while setting up.
         limit = asyncio.Semaphore(SETUP_INFLIGHT)
         end = time.monotonic() + SETUP_LIMIT + STORM_LIMIT + PRE + AFTER + DRAIN_LIMIT + 30
-        started = time.perf_counter()
+        started, started_ns = time.perf_counter(), time.perf_counter_ns()
         tasks = [asyncio.create_task(c.run(end, limit)) for c in everyone]
         await wait_until(lambda: all(c.ready.is_set() for c in everyone), SETUP_LIMIT)
         ready = [c for c in clients if c.ready.is_set()]
         result["subscribed_on_a"] = len(ready)
         result["setup_s"] = time.perf_counter() - started
+        setup = [(c.ready_ns - started_ns) / 1e9 for c in ready]
+        result["setup_ready_p50_s"], result["setup_ready_max_s"] = quantile(setup, 0.5), quantile(setup, 1.0)
         print(
             f"[storm] {len(ready)}/{len(clients)} clients subscribed on node A, "
             f"{sum(p.ready.is_set() for p in publishers)}/{len(publishers)} publishers on node B, "
-            f"in {result['setup_s']:.1f} s",
+            f"in {result['setup_s']:.1f} s (clients ready p50 {result['setup_ready_p50_s']:.1f} s, "
+            f"last {result['setup_ready_max_s']:.1f} s)",
             flush=True,
         )
         if not ready or not all(p.ready.is_set() for p in publishers):
             raise RuntimeError("the storm's sockets could not all subscribe")
         # Attempts and codes of the setup are not the storm's.
+        result["setup_handshake_failures"] = dict(storm.handshake_failures)
+        result["setup_close_codes"] = dict(storm.close_codes)
         storm.handshake_failures.clear()
         storm.close_codes.clear()
         attempts_before = {id(c): c.attempts for c in clients}
@@ -448,9 +490,16 @@ async def measure_storm(target: Target, args: argparse.Namespace, result: dict[s
 
         # 3. kill -9 node A.
         cpu_b0, pre_ns = cpu_seconds([pid_b]), time.perf_counter_ns()
+        ready = [c for c in ready if c.link is not None and c.port == node_a]
         storm.killed_ns = time.perf_counter_ns()
         os.kill(pid_a, signal.SIGKILL)
         print(f"[storm] kill -9 node A (pid {pid_a}), {len(ready)} clients on it", flush=True)
+        if result["setup_close_codes"] or result["setup_handshake_failures"]:
+            print(
+                f"[storm] while setting up: close codes {result['setup_close_codes']}, handshake failures "
+                f"{result['setup_handshake_failures']}",
+                flush=True,
+            )
         all_back = await wait_until(lambda: all(c.back_at for c in ready), STORM_LIMIT)
         back_ns = time.perf_counter_ns()
         cpu_b = cpu_seconds([pid_b]) - cpu_b0
@@ -463,7 +512,7 @@ async def measure_storm(target: Target, args: argparse.Namespace, result: dict[s
         last_acked: dict[str, int] = {}
         for room, seq, _, _ in storm.acks:
             last_acked[room] = max(seq, last_acked.get(room, 0))
-        await wait_until(lambda: not storm.pending, 5)
+        await wait_until(lambda: not storm.pending, 10)
 
         def complete() -> bool:
             for c in everyone:
@@ -505,6 +554,7 @@ async def measure_storm(target: Target, args: argparse.Namespace, result: dict[s
                 "acked": len(storm.acks),
                 "unacked": len(storm.pending),
                 "publish_errors": dict(storm.publish_errors),
+                "publish_retries": storm.retries,
                 "lost": len(missing),
                 "lost_deliveries": misses,
                 "drained": drained,
@@ -515,7 +565,7 @@ async def measure_storm(target: Target, args: argparse.Namespace, result: dict[s
                 "connect_attempts": sum(attempts),
                 "connect_attempts_max": max(attempts, default=0),
                 "handshake_failures": dict(storm.handshake_failures),
-                "close_codes": {str(code): n for code, n in sorted(storm.close_codes.items())},
+                "close_codes": dict(sorted(storm.close_codes.items())),
                 "fatal_closes": storm.fatal,
                 "errors": dict(storm.errors),
                 "before": before,
@@ -532,7 +582,8 @@ async def measure_storm(target: Target, args: argparse.Namespace, result: dict[s
         )
         print(
             f"[storm] acked {len(storm.acks)}/{sent} ({len(storm.pending)} unanswered, errors "
-            f"{dict(storm.publish_errors) or 0}); acked but never received by a subscriber: {len(missing)} "
+            f"{dict(storm.publish_errors) or 0}, sent again with their key {storm.retries}); "
+            f"acked but never received by a subscriber: {len(missing)} "
             f"({misses} deliveries); repeats dropped {storm.repeats}, gap repairs {storm.repairs}, "
             f"recovered:false {storm.not_recovered}",
             flush=True,
