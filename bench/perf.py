@@ -6,7 +6,10 @@ Systems, each on 2 processes with a private Redis, started and stopped here:
   tutorial  the Channels tutorial design (bench/tutorial/) on 2 daphne processes.
   bare      picows + uvloop + Redis pub/sub (bench/bare_server.py): the asyncio floor.
 
-One load generator process (picows on uvloop) speaks the protocol to each in turn:
+One load generator process (picows on uvloop) speaks the protocol to each in turn, in
+four parts (`--only rates,upkeep,connect,storm`, default all; the code is in bench/perfkit/):
+
+rates (bench/perfkit/rates.py), on each system:
   1. opens CONNS sockets, spread over both processes, ROOMS rooms (connect rate, and node
      RSS before/after: idle memory per socket);
   2. publishes at an offered rate of deliveries/s (messages/s x room members), spread
@@ -17,12 +20,23 @@ One load generator process (picows on uvloop) speaks the protocol to each in tur
   3. node CPU per delivery, from the step at (or nearest below) 10,000 deliveries/s;
   4. publish-to-ack p99 at half the sustained rate;
   5. one room of BIG members at 20 messages/s.
+upkeep and connect (bench/perfkit/idle.py), on each system, freshly started: a WINDOW with
+  no socket, then IDLE_SOCKETS sockets from zero in IDLE_ROOMS rooms with INFLIGHT
+  handshakes at a time (sockets/s, time to subscribed, failures), then the same WINDOW
+  with all of them idle: node CPU per socket-second and Redis commands/s per 1,000
+  sockets, raw and net of the empty window.
+storm (bench/perfkit/storm.py), ours only: 2 nodes without supervisord, STORM_CLIENTS
+  clients on node A, publishers on node B, `kill -9` node A; time until its clients are
+  back on node B and caught up, messages acked but never received (must be 0), attempts,
+  close codes, node B's ack rate and ack p99 before and during.
 The references read the room from the URL path (`/ws/<room>/`) and answer a publish's
 `ref` with an ack, so the generator does the same work for every system.
 
-Output: a table on stdout, bench/results/perf.json and docs/bench.png (p99 against offered
-rate). Run: `make bench`, or `python bench/perf.py [--quick] [--conns N] [--rooms R]
-[--seconds S]`. Loopback only; every loop is bounded and the whole run has a deadline.
+Output: tables on stdout, bench/results/perf.json and docs/bench.png (p99 against offered
+rate; only when the rates ran). Run: `make bench`, or `python bench/perf.py [--quick]
+[--only PARTS] [--systems S] [--conns N] [--rooms R] [--seconds S] [--idle-sockets N]
+[--window S] [--storm-clients N] ...` (`--help` lists them). Loopback only; every loop is
+bounded and the whole run has a deadline (--budget; `make bench` adds a timeout).
 """
 
 from __future__ import annotations
@@ -100,7 +114,7 @@ PROFILES = {
 def reserves(args: argparse.Namespace, parts: set[str], systems: list[str]) -> tuple[float, float]:
     """Seconds to keep for the idle part of one system and for the storm (typical, with margin)."""
     idle = 40 + 2 * args.window + args.idle_sockets / 50 if parts & {"upkeep", "connect"} else 0.0
-    storm = 90 + args.storm_clients / 20 if "storm" in parts and "ours" in systems else 0.0
+    storm = 120 + args.storm_clients / 10 if "storm" in parts and "ours" in systems else 0.0
     return idle, storm
 
 

@@ -64,7 +64,7 @@ UPKEEP_METRICS: list[tuple[str, Callable[[dict[str, Any]], float], str, bool]] =
         "  node CPU with 0 sockets (% of a core)",
         lambda r: 100 * get(r, "upkeep", "baseline_node_cpu_share"),
         ",.1f",
-        True,
+        False,
     ),
     (
         "  Redis commands/s per 1,000, net",
@@ -78,7 +78,7 @@ UPKEEP_METRICS: list[tuple[str, Callable[[dict[str, Any]], float], str, bool]] =
         ",.1f",
         True,
     ),
-    ("  Redis commands/s with 0 sockets", lambda r: get(r, "upkeep", "baseline_redis_commands_s"), ",.1f", True),
+    ("  Redis commands/s with 0 sockets", lambda r: get(r, "upkeep", "baseline_redis_commands_s"), ",.1f", False),
     (
         "  Redis CPU per idle socket, net (us/s)",
         lambda r: get(r, "upkeep", "redis_cpu_us_per_socket_s_net"),
@@ -95,6 +95,12 @@ STORM_METRICS: list[tuple[str, Callable[[dict[str, Any]], float], str, bool]] = 
     ("  back and caught up, 100 % (s)", lambda r: get(r, "storm", "back_100_s"), ",.2f", False),
     ("  clients back", lambda r: get(r, "storm", "back"), ",.0f", False),
     ("  acked messages never received", lambda r: get(r, "storm", "lost"), ",.0f", False),
+    (
+        "  clients not back at the end",
+        lambda r: get(r, "storm", "moved") - get(r, "storm", "back"),
+        ",.0f",
+        False,
+    ),
     ("  messages acked", lambda r: get(r, "storm", "acked"), ",.0f", False),
     ("  connect attempts, all clients", lambda r: get(r, "storm", "connect_attempts"), ",.0f", False),
     ("  connect attempts, most by one", lambda r: get(r, "storm", "connect_attempts_max"), ",.0f", False),
@@ -174,7 +180,9 @@ def details(results: dict[str, dict[str, Any]], parts: set[str]) -> list[str]:
                 f"{storm['handshake_failures'] or 0}, publish errors {storm['publish_errors'] or 0}, "
                 f"unacked {storm['unacked']}, drained {storm['drained']}, repeats dropped "
                 f"{storm['repeats_dropped']}, gap repairs {storm['gap_repairs']}, recovered:false "
-                f"{storm['not_recovered']}"
+                f"{storm['not_recovered']}; not settled at the end {storm['not_settled_at_end'] or 0} "
+                f"(owed {storm['owed_to_clients_not_back']} deliveries); generator CPU during "
+                f"{100 * storm['gen_cpu_share_during']:.0f}% of all cores"
             )
         elif storm and "failed" in storm:
             lines.append(f"{name}: storm failed {storm['failed']}")
