@@ -102,7 +102,7 @@ PROFILES = {
         "start_rate": 2500.0,
         "idle_sockets": 500,
         "idle_rooms": 25,
-        "window": 10.0,
+        "window": 15.0,
         "inflight": 100,
         "storm_clients": 300,
         "storm_rooms": 10,
@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument("--start-rate", type=float, help="first offered deliveries/s (default 2500)")
     parser.add_argument("--idle-sockets", type=int, help="sockets for upkeep and connect (default 2000, quick 500)")
     parser.add_argument("--idle-rooms", type=int, help="rooms the idle sockets spread over (default 100, quick 25)")
-    parser.add_argument("--window", type=float, help="seconds of each upkeep window (default 20, quick 10)")
+    parser.add_argument("--window", type=float, help="seconds of each upkeep window (default 20, quick 15)")
     parser.add_argument("--inflight", type=int, help="handshakes in flight while connecting (default 200, quick 100)")
     parser.add_argument("--storm-clients", type=int, help="clients on the killed node (default 1000, quick 300)")
     parser.add_argument("--storm-rooms", type=int, help="rooms of the storm, one publisher each (default 20, quick 10)")

@@ -11,8 +11,11 @@ On a freshly started system, in this order:
      kind (handshake errors, close codes, subscribes refused or unanswered);
   3. upkeep: the same window with every socket open, subscribed and silent. Per idle
      socket and second: node CPU (us) and Redis commands (per 1,000 sockets), raw and net
-     of the baseline (the baseline's rate subtracted). The window is longer than the
-     cluster's presence heartbeat (PRESENCE_TTL / 3 = 5 s by default), so it holds several.
+     of the baseline (the baseline's rate subtracted). The window is a multiple of the
+     cluster's presence heartbeat (PRESENCE_TTL / 3 = 5 s by default) and holds several:
+     the heartbeats come in bursts, so a window may catch one burst per node more or
+     less than its share (up to 1/4 at 20 s); the JSON keeps the window sampled every
+     0.5 s to show them.
 Nothing is imported from the systems: only sockets, /proc and Redis INFO.
 """
 
@@ -32,6 +35,8 @@ from bench.perfkit.systems import Target
 
 # Seconds a freshly started system is left alone before its baseline window.
 START_QUIET = 3.0
+# Seconds between the samples kept of a window.
+SAMPLE = 0.5
 
 
 async def window(target: Target, seconds: float, calls: RedisCalls, label: str) -> dict[str, Any]:
@@ -39,7 +44,12 @@ async def window(target: Target, seconds: float, calls: RedisCalls, label: str) 
     node0, redis0 = cpu_seconds(target.pids), cpu_seconds(target.redis_pids)
     gen0, commands0 = sum(os.times()[:2]), calls.snapshot()
     started = time.perf_counter()
-    await asyncio.sleep(seconds)
+    # Sampled as it goes, so the JSON shows when the heartbeats' bursts came.
+    series: list[tuple[float, int, float]] = []
+    while (elapsed := time.perf_counter() - started) < seconds:
+        await asyncio.sleep(min(SAMPLE, seconds - elapsed))
+        count = RedisCalls.delta(commands0, calls.snapshot()).total()
+        series.append((round(time.perf_counter() - started, 2), count, round(cpu_seconds(target.pids) - node0, 2)))
     wall = time.perf_counter() - started
     commands = RedisCalls.delta(commands0, calls.snapshot())
     out = {
@@ -49,6 +59,8 @@ async def window(target: Target, seconds: float, calls: RedisCalls, label: str) 
         "gen_cpu_share": (sum(os.times()[:2]) - gen0) / wall / CORES,
         "redis_commands": commands.total(),
         "redis_by_command": dict(commands.most_common()),
+        # (seconds, Redis commands, node CPU seconds) since the window began
+        "series": series,
     }
     out["node_cpu_share"] = out["node_cpu_s"] / wall
     out["redis_commands_s"] = out["redis_commands"] / wall
