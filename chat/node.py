@@ -32,7 +32,7 @@ from twisted.internet import reactor as twisted_reactor
 
 from chat import hub, lifecycle, memdebug, metrics
 from chat.flow import FLOW_EXTENSION, FlowControl
-from chat.seams import autobahn, daphne
+from chat.seams import autobahn, daphne, twisted
 
 logger = logging.getLogger(__name__)
 # Twisted's reactor is a module-level singleton that its stubs describe poorly.
@@ -48,6 +48,26 @@ NODE_HEADER = "X-Chat-Node"
 
 class FlowControlledWebSocketProtocol(WebSocketProtocol):
     refused = False
+
+    def _sendAutoPing(self) -> None:  # noqa: N802 - autobahn's method, called by daphne's ping check
+        if self.state != self.STATE_OPEN or autobahn.compresses(self):
+            super()._sendAutoPing()
+            return
+        autobahn.send_auto_ping(self, lambda frame: twisted.write_now(self.transport, frame))
+
+    def check_timeouts(self) -> None:
+        # daphne's periodic check (chat/seams/daphne.py check_timeouts_in_turn), plus the
+        # pong timeout that autobahn would arm a timer per ping for.
+        if self.state == self.STATE_OPEN and autobahn.auto_pong_overdue(self):
+            self.onAutoPingTimeout()
+            return
+        super().check_timeouts()
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's
+        # autobahn's own dataReceived formats a debug line for every read, logged or not.
+        if self.state == self.STATE_OPEN and autobahn.take_auto_pong(self, data):
+            return
+        self._dataReceived(data)
 
     def onConnect(self, request: Any) -> Any:  # noqa: N802
         # A draining node refuses the handshake itself, before any application runs: a
@@ -97,10 +117,38 @@ class FlowControlledWebSocketProtocol(WebSocketProtocol):
         super().handle_reply(message)
 
 
+# daphne checks every connection's timeouts and pings every 2 s; the node checks each
+# open socket every few rounds (up to 5, 10 s, and never more than a quarter of
+# WS_PING_INTERVAL), so an idle socket costs a fifth of the checks and a ping is late by
+# at most that.
+def timeout_turns() -> int:
+    return max(1, min(5, int(settings.WS_PING_INTERVAL / 8)))
+
+
 class NodeServer(Server):
+    # daphne's own loops (application_checker, timeout_checker) visit every connection;
+    # these look only at what needs it.
+    checks_due: set[Any]
+    _timeout_turn = 0
+
     def run(self) -> None:
+        self.checks_due = set()
         reactor.callWhenRunning(self._on_running)
         super().run()
+
+    def protocol_disconnected(self, protocol: Any) -> None:
+        super().protocol_disconnected(protocol)
+        self.checks_due.add(protocol)
+
+    def application_checker(self) -> None:
+        daphne.check_applications(self, self.checks_due)
+        reactor.callLater(1, self.application_checker)
+
+    def timeout_checker(self) -> None:
+        turns = timeout_turns()
+        daphne.check_timeouts_in_turn(self, self._timeout_turn % turns, turns)
+        self._timeout_turn = (self._timeout_turn + 1) % turns
+        reactor.callLater(2, self.timeout_checker)
 
     def _on_running(self) -> None:
         # On a protocol error (invalid UTF-8, a frame over WS_MAX_FRAME) send the close

@@ -3,6 +3,8 @@ what an idle socket need not keep (its protocol options, its opening handshake).
 
 from __future__ import annotations
 
+import struct
+import time
 from types import FunctionType
 from typing import Any
 
@@ -64,3 +66,54 @@ def release_handshake(protocol: Any) -> None:
     attrs = vars(protocol)
     for name in HANDSHAKE_ATTRS:
         attrs.pop(name, None)
+
+
+def send_auto_ping(protocol: Any, write: Any) -> None:
+    """autobahn's `_sendAutoPing`, with the ping frame built by hand and handed to `write`.
+
+    daphne pings every open socket every WS_PING_INTERVAL; through autobahn's `sendPing`
+    each ping is framed in Python and goes through Twisted's buffered write, the largest
+    part of an idle socket's upkeep. A server ping is two header bytes and the payload
+    autobahn's pong handling compares against `autoPingPending`.
+    """
+    protocol.autoPingPendingCall = None
+    protocol.autoPingPendingSent = time.time_ns()
+    protocol.autoPingPendingSeq += 1
+    payload = struct.pack(">QL", protocol.autoPingPendingSent, protocol.autoPingPendingSeq & 0xFFFFFFFF)
+    protocol.autoPingPending = payload
+    write(b"\x89" + bytes([len(payload)]) + payload)
+    # No timeout timer per ping (arming and cancelling one per socket is most of a
+    # ping's cost): `auto_pong_overdue` is asked on the node's periodic check instead.
+
+
+def auto_pong_overdue(protocol: Any) -> bool:
+    """True when the pending auto-ping has waited longer than autobahn's `autoPingTimeout`."""
+    sent = protocol.autoPingPendingSent
+    if not protocol.autoPingPending or not sent or not protocol.autoPingTimeout:
+        return False
+    return bool(time.time_ns() - sent > protocol.autoPingTimeout * 1e9)
+
+
+# A client's pong to `send_auto_ping`: FIN + opcode 10, masked, 12 bytes of payload.
+_PONG_HEAD = b"\x8a\x8c"
+_PONG_LENGTH = 2 + 4 + 12
+
+
+def take_auto_pong(protocol: Any, data: bytes) -> bool:
+    """True when `data` is exactly the pong to the pending auto-ping, which is then settled.
+
+    autobahn parses every frame in Python, a pong included; an idle socket's pong every
+    WS_PING_INTERVAL is most of what it costs. Anything else (a partial read, another frame
+    in the same read, a stale pong) returns False and goes through autobahn as before.
+    """
+    pending = protocol.autoPingPending
+    if not pending or len(data) != _PONG_LENGTH or data[:2] != _PONG_HEAD or protocol.data:
+        return False
+    mask = data[2:6]
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(data[6:]))
+    if payload != pending:
+        return False
+    protocol.autoPingPending = None
+    protocol.autoPingPendingSent = None
+    protocol.autoPingTimeoutCall = None
+    return True

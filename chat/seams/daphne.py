@@ -11,12 +11,17 @@ import, so this module imports it for type checking only: the seam test imports 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from daphne.server import Server
+
+# daphne's own logger, so its messages read as they always did.
+logger = logging.getLogger("daphne.server")
 
 
 def install_protocol(server: Server, protocol: type, **options: Any) -> Any:
@@ -123,7 +128,67 @@ def start_application(server: Any, protocol: Any, scope: dict[str, Any]) -> Inbo
     )
     if protocol not in server.connections:
         return None
-    server.connections[protocol]["application_instance"] = asyncio.ensure_future(
-        application_instance, loop=asyncio.get_event_loop()
-    )
+    future = asyncio.ensure_future(application_instance, loop=asyncio.get_event_loop())
+    server.connections[protocol]["application_instance"] = future
+    # A finished application is one the application checker has to look at.
+    due = getattr(server, "checks_due", None)
+    if due is not None:
+        future.add_done_callback(lambda _: due.add(protocol))
     return inbox
+
+
+def check_applications(server: Any, due: set[Any]) -> None:
+    """daphne 4.2.3's `Server.application_checker` body, over the protocols in `due` only.
+
+    daphne walks every connection every second to find the few whose application finished
+    or whose socket closed; the node adds exactly those to `due` (a finished application,
+    a disconnect) and this looks at nothing else. A protocol leaves `due` once there is
+    nothing more to wait for.
+    """
+    for protocol in list(due):
+        details = server.connections.get(protocol)
+        if details is None:
+            due.discard(protocol)
+            continue
+        disconnected = details.get("disconnected", None)
+        application_instance = details.get("application_instance", None)
+        if disconnected and time.time() - disconnected > server.application_close_timeout:
+            if application_instance and not application_instance.done():
+                logger.warning(
+                    "Application instance %r for connection %s took too long to shut down and was killed.",
+                    application_instance,
+                    repr(protocol),
+                )
+                application_instance.cancel()
+        if application_instance and application_instance.done():
+            try:
+                exception = application_instance.exception()
+            except asyncio.CancelledError:
+                pass
+            else:
+                if exception:
+                    if isinstance(exception, KeyboardInterrupt):
+                        server.stop()
+                    else:
+                        logger.error("Exception inside application: %s", exception, exc_info=exception)
+                        if not disconnected:
+                            protocol.handle_exception(exception)
+            del server.connections[protocol]["application_instance"]
+            application_instance = None
+        if not application_instance and disconnected:
+            del server.connections[protocol]
+            due.discard(protocol)
+        elif not disconnected and not application_instance:
+            due.discard(protocol)  # back in `due` when it disconnects
+
+
+def check_timeouts_in_turn(server: Any, turn: int, turns: int) -> None:
+    """daphne's `Server.timeout_checker` body for one `turns`-th of the connections.
+
+    daphne calls every protocol's `check_timeouts` every 2 s, the largest cost of an idle
+    socket; in turns each socket is checked every `turns` rounds. Sockets still in their
+    handshake are checked every round, so the connect timeout holds.
+    """
+    for index, protocol in enumerate(list(server.connections)):
+        if index % turns == turn or getattr(protocol, "state", None) != getattr(protocol, "STATE_OPEN", None):
+            protocol.check_timeouts()

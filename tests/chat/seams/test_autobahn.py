@@ -104,3 +104,59 @@ def test_release_handshake_keeps_everything_else() -> None:
         setattr(protocol, name, "x")
     release_handshake(protocol)
     assert vars(protocol) == kept
+
+
+PINGS = (
+    "chat/seams/autobahn.py send_auto_ping, take_auto_pong, auto_pong_overdue (the node's cheap pings, chat/node.py)"
+)
+
+
+def test_the_auto_ping_state_is_still_where_the_cheap_pings_keep_it() -> None:
+    for fragment in (
+        "self.autoPingPendingCall = None",
+        "self.autoPingPendingSent = time.time_ns()",
+        "self.autoPingPendingSeq += 1",
+        'struct.pack(">Q", self.autoPingPendingSent)',
+        'struct.pack(">L", self.autoPingPendingSeq)',
+    ):
+        source_has(WebSocketProtocol._sendAutoPing, fragment, needed_by=PINGS)
+    # autobahn still settles a pong by comparing it with autoPingPending (the fallback path).
+    source_has(WebSocketProtocol.processControlFrame, "if payload == self.autoPingPending:", needed_by=PINGS)
+    source_has(WebSocketProtocol._dataReceived, "self.data += data", needed_by=PINGS)
+    source_has(WebSocketProtocol.onAutoPingTimeout, "self.dropConnection(abort=True)", needed_by=PINGS)
+    # The adapter's dataReceived only logs and forwards: the node skips the log line.
+    source_has(twisted_websocket.WebSocketAdapterProtocol.dataReceived, "self._dataReceived(data)", needed_by=PINGS)
+
+
+class _Pinged:
+    """The auto-ping state of a protocol, as autobahn initialises it."""
+
+    def __init__(self) -> None:
+        self.autoPingPendingCall = None
+        self.autoPingPendingSent: int | None = None
+        self.autoPingPendingSeq = 0
+        self.autoPingPending: bytes | None = None
+        self.autoPingTimeout = 30
+        self.autoPingTimeoutCall = None
+        self.data = b""
+
+
+def _masked_pong(payload: bytes, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
+    return b"\x8a" + bytes([0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_a_cheap_ping_is_a_server_ping_frame_and_its_pong_settles_it() -> None:
+    from chat.seams.autobahn import auto_pong_overdue, send_auto_ping, take_auto_pong
+
+    protocol, written = _Pinged(), []
+    send_auto_ping(protocol, written.append)
+    (frame,) = written
+    assert frame[:2] == b"\x89\x0c" and frame[2:] == protocol.autoPingPending
+    assert not auto_pong_overdue(protocol)
+    assert not take_auto_pong(protocol, _masked_pong(b"x" * 12))  # not the pending payload
+    assert not take_auto_pong(protocol, _masked_pong(frame[2:]) + b"\x81")  # more than the pong
+    assert take_auto_pong(protocol, _masked_pong(frame[2:]))
+    assert protocol.autoPingPending is None and not take_auto_pong(protocol, _masked_pong(frame[2:]))
+    send_auto_ping(protocol, written.append)
+    protocol.autoPingPendingSent -= 31 * 10**9  # sent 31 s ago, timeout 30 s
+    assert auto_pong_overdue(protocol)

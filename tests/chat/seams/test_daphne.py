@@ -224,3 +224,57 @@ async def test_start_application_runs_the_app_on_an_inbox() -> None:
     inbox.put_nowait({"type": "websocket.connect"})
     await asyncio.wait_for(server.connections[protocol]["application_instance"], 1)
     assert got == [({"version": "3.0"}, {"type": "websocket.connect"}), (protocol, {"type": "websocket.accept"})]
+
+
+CHECKS = "chat/seams/daphne.py check_applications and check_timeouts_in_turn (an idle socket's upkeep, chat/node.py)"
+# Digests of daphne 4.2.3's method bodies that the node's checkers copy or replace.
+CHECKER_BODIES = {
+    "application_checker": "0784b57bb80fbe7d",
+    "timeout_checker": "2f4ee97839010a90",
+    "protocol_disconnected": "5b7d754c2aa50f04",
+}
+
+
+def test_the_periodic_checkers_the_node_replaces_are_unchanged() -> None:
+    import hashlib
+
+    for name, digest in CHECKER_BODIES.items():
+        method = _method(_server_class(), name)
+        body = [s for s in method.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        found = hashlib.sha256(ast.unparse(body).encode()).hexdigest()[:16]
+        assert found == digest, (
+            f"daphne.server.Server.{name} changed (body digest {found}): bring {CHECKS} up to date:\n"
+            f"{ast.unparse(body)}"
+        )
+    run = ast.unparse(_method(_server_class(), "run"))
+    for call in ("reactor.callLater(1, self.application_checker)", "reactor.callLater(2, self.timeout_checker)"):
+        assert call in run, f"daphne.server.Server.run no longer schedules {call!r}: {CHECKS} rely on it"
+
+
+def test_check_applications_reaps_only_what_is_due() -> None:
+    from chat.seams.daphne import check_applications
+
+    class Protocol:
+        def handle_exception(self, exc: BaseException) -> None:
+            raise AssertionError(exc)
+
+    loop = asyncio.new_event_loop()
+    try:
+        finished, running = loop.create_future(), loop.create_future()
+        finished.set_result(None)
+        gone, idle, busy = Protocol(), Protocol(), Protocol()
+
+        class Server:
+            application_close_timeout = 10
+            connections: dict[Any, dict[str, Any]] = {
+                gone: {"disconnected": 1.0, "application_instance": finished},
+                idle: {"application_instance": running},
+                busy: {"application_instance": running},
+            }
+
+        due = {gone, busy}
+        check_applications(Server, due)
+        # The disconnected one is reaped; the running ones stay, only `busy` was looked at.
+        assert set(Server.connections) == {idle, busy} and due == {busy}
+    finally:
+        loop.close()
