@@ -523,10 +523,12 @@ async def measure_storm(target: Target, args: argparse.Namespace, result: dict[s
         publishing = None
 
         # 4. Drain: every subscriber holds its room's last acked seq, or the limit passed.
+        # Publishes still in flight are acked first: an ack that came after the drain
+        # began would otherwise count its message as never received.
+        await wait_until(lambda: not storm.pending, 10)
         last_acked: dict[str, int] = {}
         for room, seq, _, _ in storm.acks:
             last_acked[room] = max(seq, last_acked.get(room, 0))
-        await wait_until(lambda: not storm.pending, 10)
 
         def complete() -> bool:
             for c in everyone:
