@@ -96,7 +96,8 @@ class FlowControlledWebSocketProtocol(WebSocketProtocol):
         daphne.release_handshake(self)
 
     def connectionMade(self) -> None:  # noqa: N802
-        super().connectionMade()
+        with autobahn.without_debug_pformat():
+            super().connectionMade()
         self.flow = FlowControl(self)
         # The HTTP channel that read the upgrade request is still the transport's
         # producer; the WebSocket takes its place.

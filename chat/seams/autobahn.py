@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FunctionType
 from typing import Any
 
+from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.protocol import PreparedMessage
 
 
@@ -117,3 +120,23 @@ def take_auto_pong(protocol: Any, data: bytes) -> bool:
     protocol.autoPingPendingSent = None
     protocol.autoPingTimeoutCall = None
     return True
+
+
+def _no_pformat(_: object) -> str:
+    return ""
+
+
+@contextmanager
+def without_debug_pformat() -> Iterator[None]:
+    """Run autobahn code without the `pformat` it calls for debug lines, logged or not.
+
+    autobahn's `_connectionMade` pretty-prints its 40-odd options into a debug message on
+    every connection, whatever the log level: a twentieth of a handshake's CPU. The
+    reactor is one thread, so swapping the module's name for the call is safe.
+    """
+    saved = autobahn_protocol.pformat
+    autobahn_protocol.pformat = _no_pformat  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        autobahn_protocol.pformat = saved

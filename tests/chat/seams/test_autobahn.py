@@ -160,3 +160,17 @@ def test_a_cheap_ping_is_a_server_ping_frame_and_its_pong_settles_it() -> None:
     send_auto_ping(protocol, written.append)
     protocol.autoPingPendingSent -= 31 * 10**9  # sent 31 s ago, timeout 30 s
     assert auto_pong_overdue(protocol)
+
+
+def test_connection_made_still_pretty_prints_through_the_module_name_the_node_swaps() -> None:
+    from autobahn.websocket import protocol as autobahn_protocol
+
+    from chat.seams.autobahn import without_debug_pformat
+
+    needed_by = "chat/seams/autobahn.py without_debug_pformat (chat/node.py connectionMade)"
+    has(autobahn_protocol, "pformat", needed_by=needed_by)
+    source_has(WebSocketProtocol._connectionMade, "attrs=pformat(configAttrLog)", needed_by=needed_by)
+    saved = autobahn_protocol.pformat
+    with without_debug_pformat():
+        assert autobahn_protocol.pformat([1, 2]) == ""
+    assert autobahn_protocol.pformat is saved
