@@ -48,7 +48,7 @@ def _active_user(user_id: object) -> User | None:
     model = get_user_model()
     meta = model._meta
     found = list(
-        model._default_manager.raw(
+        model.objects.raw(
             f"SELECT * FROM {connection.ops.quote_name(meta.db_table)} WHERE {meta.pk.column} = %s",
             [user_id],
         )
