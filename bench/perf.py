@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--storm-rooms", type=int, help="rooms of the storm, one publisher each (default 20, quick 10)")
     parser.add_argument("--storm-rate", type=float, help="messages/s published in the storm (default 200, quick 100)")
     parser.add_argument(
-        "--systems", default=",".join(SYSTEMS), help="ours, tutorial, bare, uvicorn (default: the first 3)"
+        "--systems", default=",".join(SYSTEMS), help="ours, tutorial, bare, uvicorn, floor (default: the first 3)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "perf.json")
     parser.add_argument(

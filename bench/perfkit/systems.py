@@ -23,7 +23,9 @@ OURS_ENV = {"CHAT_PUBLISH_RATE": "100000", "CHAT_PUBLISH_BURST": "100000", "LOG_
 SYSTEMS = ("ours", "tutorial", "bare")
 # Not in the default run: our app served by uvicorn instead of daphne (`--systems
 # ours,uvicorn`), the node-server comparison written down in docs/bench.md.
-OPTIONAL_SYSTEMS = ("uvicorn",)
+# `floor` is daphne serving an ASGI app that only accepts (bench/floor/asgi.py): the most
+# any daphne node reaches here, against which a target for ours can be judged.
+OPTIONAL_SYSTEMS = ("uvicorn", "floor")
 
 
 def _die_with_parent() -> None:
@@ -235,9 +237,9 @@ def start_reference(name: str, tmp: Path) -> Target:
         env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(ROOT))
         ports = [free_port(), free_port()]
         for i, port in enumerate(ports):
-            if name == "tutorial":
+            if name in ("tutorial", "floor"):
                 env["DJANGO_SETTINGS_MODULE"] = "bench.tutorial.settings"
-                app = "bench.tutorial.asgi:application"
+                app = f"bench.{name}.asgi:application"
                 cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
             else:
                 cmd = [sys.executable, "bench/bare_server.py", "--port", str(port), "--redis-url", redis_url]
