@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.db import connection
@@ -18,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chat import lifecycle
 from chat.errors import BACKEND_DOWN, ChatError, unavailable
+from chat.hub import hub_problem
 from chat.protocol import Slug
 from chat.publisher import get_publisher
 from chat.redis import all_redis
@@ -209,6 +213,8 @@ async def readyz(request: HttpRequest) -> HttpResponse:
             problems.append(f"redis shard {shard}: {type(exc).__name__}")
     if not await sync_to_async(_database_answers)():
         problems.append("database")
+    if not problems and (problem := await hub_problem()):
+        problems.append(problem)
     if problems:
         return HttpResponse("not ready: " + ", ".join(problems) + "\n", status=503, content_type="text/plain")
     return HttpResponse("ready\n", content_type="text/plain")
@@ -216,4 +222,26 @@ async def readyz(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    if not metrics_allowed(request):
+        return HttpResponse(
+            "metrics are for operators: scrape a node directly from an address in METRICS_ALLOW, "
+            "or send Authorization: Bearer <METRICS_TOKEN>\n",
+            status=403,
+            content_type="text/plain",
+        )
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_allowed(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    if token and hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
+        return True
+    # Through a balancer, the address is the forwarded client's, which that client may
+    # have written itself: only a direct connection is trusted by address.
+    if "X-Forwarded-For" in request.headers:
+        return False
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR") or "")
+    except ValueError:
+        return False
+    return any(address in network for network in settings.METRICS_ALLOW)

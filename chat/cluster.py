@@ -94,6 +94,8 @@ def _die_with_parent() -> None:
     # If runcluster is killed outright, supervisord (and with it every node) goes too.
     PR_SET_PDEATHSIG = 1  # noqa: N806 - the kernel's name
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    # Out of the terminal's process group: Ctrl-C reaches runcluster alone, which
+    # decides how the parts stop (`Cluster.interrupt_nodes`).
     os.setsid()
 
 
@@ -290,6 +292,31 @@ stdout_logfile={run / "balancer.log"}
             self.ctl("start", "balancer")
             timeout -= time.monotonic() - started
         self.wait_ready(timeout=timeout)
+
+    def node_pids(self) -> list[int]:
+        """The pids of the node programs that run now."""
+        pids = []
+        for line in self.ctl("status").splitlines():
+            name, _, rest = line.partition(" ")
+            if name.startswith("node") and "pid " in rest:
+                pids.append(int(rest.split("pid ", 1)[1].split(",", 1)[0]))
+        return pids
+
+    def stop_interrupted(self) -> None:
+        """Stop everything, every node drained at once: an idle node exits at once.
+
+        supervisord alone stops its programs one after another, each node after its full
+        DRAIN_GRACE. It is told to stop first, so that it restarts no node that exits;
+        the nodes then get SIGINT, drain together, and ignore supervisord's SIGTERM.
+        """
+        assert self.process is not None
+        pids = self.node_pids()
+        self.process.send_signal(signal.SIGTERM)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
 
     def urls(self) -> list[str]:
         nodes = [f"http://127.0.0.1:{self.node_port(i)}" for i in range(self.nodes)]

@@ -56,8 +56,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             refusal = lifecycle.CLOSE_DRAINING
         await self.accept()
         if refusal is not None:
-            metrics.CONNECTS.labels("refused").inc()
-            await self.close(code=refusal)
+            metrics.CONNECTS.labels("unavailable" if refusal == lifecycle.CLOSE_TRY_AGAIN else "refused").inc()
+            reason = lifecycle.REASON_BACKEND_DOWN if refusal == lifecycle.CLOSE_TRY_AGAIN else None
+            await self.close(code=refusal, reason=reason)
             return
         self.user = self.scope["user"]
         self.user_name = self.user.get_username()
@@ -77,8 +78,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             admitted = await connection_open(user_id=self.user.pk, conn=self.conn_id)
         except BACKEND_DOWN:
             metrics.CONNECTS.labels("unavailable").inc()
-            await self.close(code=lifecycle.CLOSE_INTERNAL)
-            del self.hub
+            await self.close(code=lifecycle.CLOSE_TRY_AGAIN, reason=lifecycle.REASON_BACKEND_DOWN)
+            if hasattr(self, "hub"):
+                del self.hub
             return
         if not admitted:
             metrics.CONNECTS.labels("too_many").inc()

@@ -281,6 +281,8 @@ async def _leave_presence(sub: Subscription, attempt: int = 0) -> None:
 # A presence leave that failed is tried again every LEAVE_RETRY s, this many times.
 LEAVE_RETRY = 1.0
 LEAVE_ATTEMPTS = 120
+# How long /readyz waits for the hub to start or to check Redis before saying not ready.
+HUB_READY_WAIT = 2.0
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
@@ -303,8 +305,33 @@ async def get_hub() -> Hub:
     return hub
 
 
+def running_hub() -> Hub | None:
+    """This process's hub if it runs, without starting one."""
+    return _hubs.get(asyncio.get_running_loop())
+
+
+# Whether this process is a node, whose hub must run for it to serve (for /readyz).
+_wanted = False
+
+
+async def hub_problem() -> str | None:
+    """Why this node's hub cannot serve (for /readyz), or None; starts a hub that failed to boot."""
+    if not _wanted:
+        return None
+    hub = running_hub()
+    try:
+        async with asyncio.timeout(HUB_READY_WAIT):
+            if hub is None:
+                hub = await get_hub()
+            return await hub.watchdog.ready_problem()
+    except Exception as exc:
+        return f"hub: {type(exc).__name__}"
+
+
 def start_in_background() -> None:
     """Start the hub now, without a socket: the node registers and sweeps at once."""
+    global _wanted
+    _wanted = True
     task = asyncio.get_event_loop().create_task(get_hub())
     task.add_done_callback(_log_boot_failure)
     _boot_tasks.add(task)

@@ -22,13 +22,15 @@ CLOSE_GOING_AWAY = 1001
 CLEAN_CLOSES = frozenset({CLOSE_NORMAL, CLOSE_GOING_AWAY})
 # The client broke the rules: CHAT_FLOOD_STRIKES rate-limited frames in a row.
 CLOSE_POLICY = 1008
-# The node cannot serve the socket (its hub could not start: Redis down).
+# A bug: something failed that no outage explains. An outage is CLOSE_TRY_AGAIN.
 CLOSE_INTERNAL = 1011
 # Close code of a draining node: clients reconnect elsewhere and recover with `since`.
 CLOSE_DRAINING = 1012
-# "Try again later": the node is past CHAT_ADMIT_RATE handshakes (a reconnect storm).
-# The client backs off with jitter and comes back.
+# "Try again later": the node is past CHAT_ADMIT_RATE handshakes (a reconnect storm),
+# or Redis or the database did not answer while the socket connected (a transient
+# outage). The client backs off with jitter and comes back.
 CLOSE_TRY_AGAIN = 1013
+REASON_BACKEND_DOWN = "a backing service is not answering, try again"
 # The client fell more than SEND_QUEUE_MAX frames behind; it recovers with `since`.
 CLOSE_TOO_SLOW = CLOSE_TRY_AGAIN
 # No valid credentials, or credentials that no longer hold (logout, deactivation).
@@ -94,6 +96,15 @@ class LocalSockets:
             logger.warning("%d sockets still open after %s s", len(self.by_conn), wait)
         return len(closers)
 
+    async def wait_empty(self, timeout: float) -> bool:
+        """Wait up to `timeout` s until no socket is open; True if none is."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._none.wait()
+        except TimeoutError:
+            return False
+        return True
+
     async def revoke(self, conns: Iterable[str]) -> None:
         """Close the sockets `conns` whose access was revoked."""
         sockets = [self.by_conn[conn] for conn in conns if conn in self.by_conn]
@@ -129,6 +140,12 @@ def local_sockets() -> LocalSockets:
     if sockets is None:
         sockets = _sockets[loop] = LocalSockets()
     return sockets
+
+
+async def wait_no_sockets(timeout: float) -> bool:
+    """Wait up to `timeout` s until this node has no open socket; True if it has none."""
+    sockets = _sockets.get(asyncio.get_running_loop())
+    return True if sockets is None else await sockets.wait_empty(timeout)
 
 
 async def close_sockets(code: int, *, wait: float) -> int:

@@ -130,10 +130,14 @@ class NodeServer(Server):
     # daphne's own loops (application_checker, timeout_checker) visit every connection;
     # these look only at what needs it.
     checks_due: set[Any]
+    interrupt: asyncio.Event
     _timeout_turn = 0
+    # Told to stop by SIGINT (Ctrl-C) rather than SIGTERM.
+    interrupted = False
 
     def run(self) -> None:
         self.checks_due = set()
+        self.interrupt = asyncio.Event()
         reactor.callWhenRunning(self._on_running)
         super().run()
 
@@ -162,7 +166,7 @@ class NodeServer(Server):
         loop = asyncio.get_event_loop()
         logger.info("serving on %s with the %s event loop", self.endpoints, type(loop).__module__)
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.on_stop_signal)
+            loop.add_signal_handler(signum, self.on_stop_signal, signum)
         memdebug.start(loop)
         # Join the node registry and start sweeping before the first socket arrives.
         hub.start_in_background()
@@ -175,20 +179,51 @@ class NodeServer(Server):
         # daphne's method, with an application inbox that costs an idle socket nothing.
         return daphne.start_application(self, protocol, scope)
 
-    def on_stop_signal(self) -> None:
-        if lifecycle.draining():
+    def on_stop_signal(self, signum: int = signal.SIGTERM) -> None:
+        # SIGTERM (a deployment) waits out DRAIN_GRACE, so that balancers see /readyz
+        # fail and send new sockets elsewhere first. SIGINT (Ctrl-C, which runcluster
+        # passes to every node at once) waits only while sockets are open: an idle node
+        # exits at once, also when the SIGINT comes during a SIGTERM's drain.
+        if signum == signal.SIGINT and not self.interrupted:
+            self.interrupted = True
+            self.interrupt.set()
+            if lifecycle.draining():
+                logger.info("interrupted while draining: exiting once no socket is open")
+                return
+        elif lifecycle.draining():
+            if signum == signal.SIGTERM and self.interrupted:
+                # supervisord's own stop, after runcluster passed Ctrl-C on: the drain runs.
+                logger.info("stop signal while draining after an interrupt: the drain goes on")
+                return
             logger.warning("second stop signal: exiting without waiting")
             reactor.stop()
             return
-        logger.info("draining: closing sockets with %d in %s s", lifecycle.CLOSE_DRAINING, settings.DRAIN_GRACE)
+        logger.info(
+            "draining on %s: closing sockets with %d in %s s",
+            signal.Signals(signum).name,
+            lifecycle.CLOSE_DRAINING,
+            settings.DRAIN_GRACE,
+        )
         lifecycle.start_draining()
         metrics.DRAINING.set(1)
         self.drain_task = asyncio.get_event_loop().create_task(self._drain())
         self.drain_task.add_done_callback(lambda _: reactor.running and reactor.stop())
 
+    async def _grace(self) -> None:
+        """Wait DRAIN_GRACE, or once interrupted, only until no socket is open."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.DRAIN_GRACE
+        if not self.interrupted:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self.interrupt.wait()
+            except TimeoutError:
+                return
+        await lifecycle.wait_no_sockets(max(0.0, deadline - loop.time()))
+
     async def _drain(self) -> None:
         try:
-            await asyncio.sleep(settings.DRAIN_GRACE)
+            await self._grace()
             closed = await lifecycle.close_sockets(lifecycle.CLOSE_DRAINING, wait=CLOSE_WAIT)
             logger.info("drained: closed %d sockets; exiting", closed)
             # Leaving the registry is a courtesy (the entry expires anyway): a Redis or
@@ -200,7 +235,10 @@ class NodeServer(Server):
         finally:
             # The process must end even if a worker thread hangs at interpreter exit
             # (a database call that never returns): supervisord then starts it again.
-            threading.Timer(EXIT_WAIT, os._exit, args=(0,)).start()
+            # A daemon thread, so that a clean exit does not wait for it.
+            timer = threading.Timer(EXIT_WAIT, os._exit, args=(0,))
+            timer.daemon = True
+            timer.start()
 
 
 def with_node_header(application: Any) -> Any:

@@ -82,6 +82,8 @@ class Watchdog:
         self.broken = False
         # The last watchdog failure logged while broken, so an outage logs each kind once.
         self._failure = ""
+        # Set to check Redis now rather than at the next CHAT_TAIL_CHECK.
+        self.wake = asyncio.Event()
 
     async def start(self) -> None:
         self.epoch = await read_epoch()
@@ -89,9 +91,28 @@ class Watchdog:
     def probe_returned(self, probe: int) -> None:
         self._probe_seen = max(self._probe_seen, probe)
 
+    async def ready_problem(self) -> str | None:
+        """Why this node cannot serve yet after a Redis outage (for /readyz), or None.
+
+        Redis answering is not enough: until the node has rebuilt what Redis lost, a
+        socket would subscribe to a room whose broadcasts never reach this node.
+        """
+        if self.broken:
+            return "restoring after a redis outage"
+        if await read_epoch() != self.epoch:
+            # Redis came back empty and the loop has not looked yet: look now.
+            self.wake.set()
+            return "redis lost its data; restoring"
+        return None
+
     async def loop(self) -> None:
         while True:
-            await asyncio.sleep(settings.CHAT_TAIL_CHECK)
+            try:
+                async with asyncio.timeout(settings.CHAT_TAIL_CHECK):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+            self.wake.clear()
             try:
                 async with asyncio.timeout(settings.CHAT_WATCH_TIMEOUT):
                     await self.check_redis()

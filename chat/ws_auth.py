@@ -17,8 +17,8 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
-from chat.errors import ChatError
-from chat.lifecycle import CLOSE_ORIGIN, CLOSE_UNAUTHENTICATED
+from chat.errors import BACKEND_DOWN, ChatError
+from chat.lifecycle import CLOSE_ORIGIN, CLOSE_TRY_AGAIN, CLOSE_UNAUTHENTICATED
 from chat.services.tokens import token_user
 
 
@@ -73,6 +73,9 @@ async def _token_scope(token: str, scope: dict[str, Any]) -> dict[str, Any]:
         user = await database_sync_to_async(token_user)(token=token)
     except ChatError:
         refusal = CLOSE_UNAUTHENTICATED
+    except BACKEND_DOWN:
+        # The database is away for now: the client backs off and comes back.
+        refusal = CLOSE_TRY_AGAIN
     if refusal is None and origin is not None and not origin_allowed(origin):
         refusal = CLOSE_ORIGIN
     return dict(scope, user=user, auth_refusal=refusal, auth_session=None)
@@ -85,13 +88,18 @@ class _CookieAuthenticate:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         origin = _header(scope, b"origin")
         refusal: int | None = None
-        user = await get_user(scope)
         session_key = scope["session"].session_key
-        if not user.is_authenticated:
-            refusal = CLOSE_UNAUTHENTICATED
-        elif not origin_allowed(origin):
-            # The cookie rides along on any site's request: only our own pages count.
-            refusal = CLOSE_ORIGIN
+        try:
+            user = await get_user(scope)
+        except BACKEND_DOWN:
+            # The session store is away for now: the client backs off and comes back.
+            user, refusal = AnonymousUser(), CLOSE_TRY_AGAIN
+        else:
+            if not user.is_authenticated:
+                refusal = CLOSE_UNAUTHENTICATED
+            elif not origin_allowed(origin):
+                # The cookie rides along on any site's request: only our own pages count.
+                refusal = CLOSE_ORIGIN
         # The session that let a cookie socket in: logging out of it closes the socket.
         scope = dict(scope, user=user, auth_refusal=refusal, auth_session=session_key)
         return await self.inner(scope, receive, send)

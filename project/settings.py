@@ -6,6 +6,7 @@ into `.local/secret_key` (untracked) and SQLite plus a private Redis are the def
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import sys
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = BASE_DIR / ".local"
@@ -256,10 +260,21 @@ REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 64, minimum=1)
 REDIS_POOL_TIMEOUT = env_number("REDIS_POOL_TIMEOUT", 5, minimum=0.1)
 
 
+# A command that finds its pooled connection closed by Redis (a restart, a failover, a
+# cut link) reconnects and runs again, up to REDIS_RETRIES times 50-500 ms apart, so
+# that no client sees an error from an outage that is over. redis-py's default for a
+# pool made from a URL retries nothing. A timeout is not retried: the command may have
+# run. Used by the node's own clients and the channel layer's connections alike.
+REDIS_RETRIES = env_int("REDIS_RETRIES", 3, minimum=0)
+REDIS_RETRY = Retry(
+    ExponentialWithJitterBackoff(base=0.05, cap=0.5), REDIS_RETRIES, supported_errors=(RedisConnectionError,)
+)
+
+
 def _layer_connection(host: str | dict[str, object]) -> dict[str, object]:
     """A channel-layer host with a connect timeout (no read timeout: pub/sub sits idle)."""
     spec = {"address": host} if isinstance(host, str) else dict(host)
-    return spec | {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT}
+    return spec | {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "retry": REDIS_RETRY}
 
 
 NODE_PORT = env_int("NODE_PORT", 0)
@@ -361,6 +376,24 @@ WS_PING_TIMEOUT = env_number("WS_PING_TIMEOUT", 30, minimum=1)
 # and CPU.
 CHAT_MEMORY_DEBUG = env_str("CHAT_MEMORY_DEBUG", "")
 CHAT_MEMORY_DEBUG_FRAMES = env_int("CHAT_MEMORY_DEBUG_FRAMES", 25, minimum=1)
+
+# /metrics is for operators. A node answers it to a request straight from an address in
+# METRICS_ALLOW (CIDRs; default loopback and private networks, where Prometheus scrapes
+# pods and nodes), or to any request with `Authorization: Bearer <METRICS_TOKEN>`. A
+# request that came through a balancer (X-Forwarded-For) never counts as "straight",
+# so the public entry point answers 403 unless the token is sent.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
+
+def _networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    raw = env_str(name, default)
+    try:
+        return [ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r}: {exc}") from exc
+
+
+METRICS_ALLOW = _networks("METRICS_ALLOW", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7")
 
 # json: one JSON object per line (python-json-logger) for log shippers; text: for people.
 # Default: text when stderr is a terminal (manage.py at a prompt), json otherwise (nodes

@@ -148,8 +148,9 @@ class RunningCluster:
         return self.cluster.effective_redis_url
 
     def stop(self) -> None:
+        # Ctrl-C, as `make run`'s user stops it: every node drains at once.
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(60)
             except subprocess.TimeoutExpired:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
-from django.test import Client
+from django.test import Client, override_settings
 
 from chat.models import Membership, Message, Room
 from chat.services.apikeys import apikey_create
@@ -81,6 +82,23 @@ def test_health_and_metrics_answer() -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
     assert b"chat_connections" in client.get("/metrics").content
+
+
+def test_metrics_answer_only_a_direct_scrape_from_an_allowed_address_or_the_token() -> None:
+    client = Client()
+    # Through a balancer the address is the client's own claim: refused without the token.
+    assert client.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+    refused = client.get("/metrics", REMOTE_ADDR="203.0.113.5")
+    assert refused.status_code == 403 and b"METRICS_TOKEN" in refused.content
+    assert b"chat_" not in refused.content
+    with override_settings(METRICS_TOKEN="scrape-secret"):
+        for headers in ({"REMOTE_ADDR": "203.0.113.5"}, {"HTTP_X_FORWARDED_FOR": "203.0.113.5"}):
+            assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret", **headers).status_code == 200
+            assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secreT", **headers).status_code == 403
+    with override_settings(METRICS_ALLOW=[ipaddress.ip_network("192.0.2.0/24")]):
+        assert client.get("/metrics", REMOTE_ADDR="192.0.2.7").status_code == 200
+        assert client.get("/metrics").status_code == 403
 
 
 def test_history_api_keeps_private_rooms_to_members() -> None:

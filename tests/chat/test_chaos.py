@@ -20,7 +20,7 @@ import redis
 import websockets
 
 from tests.chaos import Follower, Publisher, Traffic, connect, percentile, wait_for
-from tests.cluster import ROOT, RunningCluster, admin_dsn, http_status, start_cluster
+from tests.cluster import ROOT, Client, RunningCluster, admin_dsn, http_status, start_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chaos]
 
@@ -134,6 +134,61 @@ async def test_redis_shutdown_nosave_and_restart_recovers_within_15_s(chaos: Run
         lambda: "delivery again: " + "; ".join(f.describe() for f in followers),
     )
     await traffic.finish()
+
+
+async def fresh_socket_round(port: int, token: str, r: str, index: int) -> list[str]:
+    """Connect, subscribe and publish once on a fresh socket; every failure, in words."""
+    try:
+        client = await Client.open(port, token)
+    except (OSError, websockets.InvalidStatus, websockets.InvalidHandshake) as exc:
+        return [f"connect to {port}: {exc!r}"]
+    problems = []
+    try:
+        subscribed = await client.subscribe(r)
+        if subscribed["type"] != "subscribed":
+            problems.append(f"subscribe on {port}: {subscribed}")
+        await client.send(type="publish", room=r, body=f"after {index}", ref=f"after-{index}")
+        answer = await client.until(lambda f: f.get("ref") == f"after-{index}")
+        if answer["type"] != "ack":
+            problems.append(f"publish on {port}: {answer}")
+    except websockets.ConnectionClosed as exc:
+        problems.append(f"socket on {port} closed: {exc.rcvd}")
+    except TimeoutError:
+        problems.append(f"socket on {port}: no answer; frames {client.frames}")
+    finally:
+        await client.close()
+    return problems
+
+
+async def test_once_every_node_is_ready_after_a_redis_restart_no_client_sees_an_error(chaos: RunningCluster) -> None:
+    r = room()
+    ports = node_ports(chaos)
+    tokens = chaos.tokens(*[f"ready-{i}" for i in range(18)])
+    # The same burst before the outage fills every node's Redis pools with connections
+    # that the restart leaves dead.
+    warm = await asyncio.gather(*(fresh_socket_round(ports[i % 3], tokens[i], r, 100 + i) for i in range(18)))
+    assert [p for problems in warm for p in problems] == []
+    server = redis.Redis.from_url(chaos.redis_url, socket_timeout=1)
+    run_id = server.info("server")["run_id"]
+    try:
+        server.shutdown(nosave=True)
+    except redis.ConnectionError:
+        pass  # the server hangs up as it goes
+
+    def restarted() -> bool:
+        try:
+            return bool(server.info("server")["run_id"] != run_id)
+        except redis.ConnectionError:
+            return False
+
+    # supervisord starts Redis again, empty; each node says when it can serve again.
+    await wait_for(restarted, 15, "Redis started again")
+    await wait_for(
+        lambda: all(http_status(f"http://127.0.0.1:{p}/readyz") == 200 for p in ports), 30, "every node ready"
+    )
+    # From then on nothing may fail because of the outage: 18 fresh sockets at once.
+    rounds = await asyncio.gather(*(fresh_socket_round(ports[i % 3], tokens[i], r, i) for i in range(18)))
+    assert [p for problems in rounds for p in problems] == []
 
 
 async def test_redis_paused_publishes_are_acked_late_or_unavailable(chaos: RunningCluster) -> None:

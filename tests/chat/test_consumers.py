@@ -7,9 +7,11 @@ import uuid
 from typing import Any
 
 import pytest
+import redis
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
+from django.db import OperationalError
 
 from chat.models import Membership, Room
 from chat.services.tokens import token_issue
@@ -59,6 +61,32 @@ async def test_a_forged_token_is_closed_4401() -> None:
     ws = WebsocketCommunicator(application, "/ws/?token=nope", headers=[ORIGIN])
     await ws.connect()
     assert (await ws.receive_output(5))["code"] == 4401
+
+
+async def test_a_database_outage_at_connect_closes_1013_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = await token_for("outage-db")
+
+    def database_away(**kwargs: Any) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("chat.ws_auth.token_user", database_away)
+    ws = WebsocketCommunicator(application, f"/ws/?token={token}", headers=[ORIGIN])
+    await ws.connect()
+    closed = await ws.receive_output(5)
+    assert closed["code"] == 1013 and "try again" in closed["reason"]
+
+
+async def test_a_redis_outage_at_connect_closes_1013_not_1011(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = await token_for("outage-redis")
+
+    async def redis_away(**kwargs: Any) -> bool:
+        raise redis.exceptions.ConnectionError("Connection refused")
+
+    monkeypatch.setattr("chat.consumers.connection_open", redis_away)
+    ws = WebsocketCommunicator(application, f"/ws/?token={token}", headers=[ORIGIN])
+    await ws.connect()
+    closed = await ws.receive_output(5)
+    assert closed["code"] == 1013 and "try again" in closed["reason"]
 
 
 async def test_a_token_socket_with_a_foreign_origin_is_closed_4403() -> None:

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chaos import wait_for
-from tests.cluster import Client, RunningCluster
+from tests.cluster import Client, RunningCluster, http_status
 
 pytestmark = pytest.mark.cluster
 
@@ -74,3 +74,8 @@ async def test_traffic_moves_the_node_metrics(cluster: RunningCluster) -> None:
     assert "chat_send_queue_drops_total" in reading and "chat_send_queue_closes_total" in reading
     for client in (reader, writer, flooder):
         await client.close()
+
+
+def test_the_public_balancer_refuses_metrics_and_the_nodes_answer_a_direct_scrape(cluster: RunningCluster) -> None:
+    assert http_status(f"http://127.0.0.1:{cluster.port}/metrics") == 403
+    assert http_status(f"http://127.0.0.1:{cluster.node_port(0)}/metrics") == 200

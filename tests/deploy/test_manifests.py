@@ -9,6 +9,7 @@ export (or are about to), and nginx accepts both configs (`nginx -t`).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -153,8 +154,19 @@ def test_a_pod_leaves_the_endpoints_before_it_drains_and_has_time_to_finish() ->
 
 def test_secrets_come_from_a_secret_reference() -> None:
     env = {item["name"]: item for item in container(one("Deployment"))["env"]}
-    for name in ("DJANGO_SECRET_KEY", "DATABASE_URL"):
+    for name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "METRICS_TOKEN"):
         assert env[name]["valueFrom"]["secretKeyRef"]["name"], name
+
+
+def test_prometheus_scrapes_the_pods_from_an_address_the_nodes_allow() -> None:
+    deployment = one("Deployment")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/path"] == "/metrics"
+    allowed = [ipaddress.ip_network(n) for n in one("ConfigMap")["data"]["METRICS_ALLOW"].split(",")]
+    # A pod IP in any private range, where the cluster's Prometheus scrapes from.
+    for scraper in ("10.42.0.7", "172.17.0.3", "192.168.5.9"):
+        assert any(ipaddress.ip_address(scraper) in n for n in allowed), scraper
+    assert not any(ipaddress.ip_address("203.0.113.5") in n for n in allowed)
 
 
 def test_the_service_and_the_budget_select_the_deployments_pods() -> None:

@@ -81,11 +81,16 @@ def test_channel_layer_connections_time_out_opening_and_closing(tmp_path: Path) 
     # redis-py waits for a closing socket only this long; without it a close can hang.
     hosts = settled_value(
         tmp_path,
-        's.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]',
+        '[{k: v for k, v in h.items() if k != "retry"} for h in s.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]]',
         REDIS_URL="redis://10.0.0.1:6379/0,redis://10.0.0.2:6379/0",
         REDIS_CONNECT_TIMEOUT="3",
     )
     assert hosts == repr([{"address": f"redis://10.0.0.{i}:6379/0", "socket_connect_timeout": 3.0} for i in (1, 2)])
+
+
+def test_channel_layer_connections_retry_as_many_times_as_redis_retries_says(tmp_path: Path) -> None:
+    retry = 'next(iter(s.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]))["retry"]'
+    assert settled_value(tmp_path, f"{retry}.get_retries()", REDIS_RETRIES="4") == "4"
 
 
 def test_sentinels_without_a_master_name_refuse_to_start(tmp_path: Path) -> None:
@@ -136,3 +141,10 @@ def test_db_pool_leaves_sqlite_alone(tmp_path: Path) -> None:
     result = pool_settings_in(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", DB_POOL="true")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(60, None)"
+
+
+def test_metrics_allow_takes_networks_and_refuses_a_bad_one_by_name(tmp_path: Path) -> None:
+    allowed = settled_value(tmp_path, "[str(n) for n in s.METRICS_ALLOW]", METRICS_ALLOW="10.0.0.0/8, 2001:db8::1")
+    assert allowed == repr(["10.0.0.0/8", "2001:db8::1/128"])
+    result = settings_value(tmp_path, "s.METRICS_ALLOW", METRICS_ALLOW="10.0.0.0/8,not-a-network")
+    assert result.returncode != 0 and "METRICS_ALLOW='10.0.0.0/8,not-a-network'" in result.stderr

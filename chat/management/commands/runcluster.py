@@ -80,10 +80,14 @@ class Command(BaseCommand):
         def forward(signum: int, frame: FrameType | None) -> None:
             # supervisord stops every part in turn; the wait below returns when it is done.
             self.stdout.write("stopping the cluster…")
-            if cluster.process is not None and cluster.process.poll() is None:
-                cluster.process.send_signal(signal.SIGTERM)
-            else:
+            if cluster.process is None or cluster.process.poll() is not None:
                 raise SystemExit(1)
+            if signum == signal.SIGINT:
+                # Ctrl-C: every node drains at the same time, and an idle one exits at
+                # once. SIGTERM (a deployment's stop) keeps the full drain of each node.
+                cluster.stop_interrupted()
+            else:
+                cluster.process.send_signal(signal.SIGTERM)
 
         restarting = threading.Lock()
 
