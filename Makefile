@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KEY := .local/secret_key
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ bench: setup
 	$(PY) bench/recovery.py
 	$(PY) bench/ratelimit.py
 	timeout --kill-after=30 $(BENCH_TIMEOUT) $(PY) bench/perf.py $(BENCH_ARGS)
+
+# A chaos soak: 3 nodes, ~200 clients in 20 rooms, random faults (tests/soak.py).
+SOAK_MINUTES ?= 10
+
+soak: setup
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) -m tests.soak
 
 clean:
 	rm -rf .run .local/test-db.sqlite3 test-output

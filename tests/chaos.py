@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import random
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -259,3 +260,55 @@ async def wait_for(condition: Any, timeout: float, what: str | Callable[[], str]
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what() if callable(what) else what}")
         await asyncio.sleep(0.05)
+
+
+async def presence_of(port: int, token: str, room: str) -> set[str]:
+    """The users a fresh socket's `subscribed` lists in `room`, its own user left out."""
+    ws = await connect(port, token)
+    try:
+        await ws.send(json.dumps({"type": "subscribe", "room": room, "ref": "look"}))
+        frame = await Publisher._answer(ws, "look")
+    finally:
+        await ws.close()
+    if frame.get("type") != "subscribed":
+        raise AssertionError(f"presence look at {room} on {port}: {frame}")
+    return set(frame["presence"])
+
+
+async def presence_converges(
+    port: int, token: str, watcher: str, room: str, expected: set[str], timeout: float
+) -> None:
+    """Until `room`'s presence, seen on `port` by `watcher`, is exactly `expected` (within `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    seen: set[str] | str = "nothing yet"
+    while True:
+        try:
+            seen = await presence_of(port, token, room) - {watcher}
+        except (OSError, websockets.InvalidHandshake, websockets.ConnectionClosed, TimeoutError) as exc:
+            seen = repr(exc)
+        if seen == expected:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"presence of {room} not {sorted(expected)} within {timeout} s: {seen}")
+        await asyncio.sleep(0.2)
+
+
+async def stalled_socket(port: int, token: str, room: str) -> socket.socket:
+    """A client that subscribes and then never reads again, with a tiny receive window."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/?token={token}",
+        sock=sock,
+        additional_headers={"Origin": f"http://127.0.0.1:{port}"},
+        max_queue=1,
+    )
+    await ws.send(json.dumps({"type": "subscribe", "room": room, "ref": "s"}))
+    async with asyncio.timeout(10):
+        while json.loads(await ws.recv()).get("ref") != "s":
+            pass
+    # Stop the library's reader too: from here on nothing drains the kernel buffer.
+    ws.transport.pause_reading()
+    return sock

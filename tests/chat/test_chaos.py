@@ -8,19 +8,44 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
+import os
+import signal
 import subprocess
 import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
 import websockets
 
-from tests.chaos import Follower, Publisher, Traffic, connect, percentile, wait_for
-from tests.cluster import ROOT, Client, RunningCluster, admin_dsn, http_status, start_cluster
+from chat.cluster import free_port
+from tests.chaos import (
+    Follower,
+    Publisher,
+    Traffic,
+    connect,
+    percentile,
+    presence_converges,
+    stalled_socket,
+    wait_for,
+)
+from tests.cluster import (
+    ROOT,
+    Client,
+    RunningCluster,
+    admin_dsn,
+    cluster_database_url,
+    drop_cluster_database,
+    http_status,
+    start_cluster,
+    wait_until,
+)
+from tests.link import Link
+from tests.redis_servers import RedisServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chaos]
 
@@ -34,6 +59,10 @@ CHAOS_ENV = {
     "SEND_QUEUE_MAX": "200",
     "CHAT_TAIL_CHECK": "0.5",
 }
+# How long a fault that is defined by its length lasts (a frozen Redis).
+FREEZE = 10.0
+# Presence must be true again within PRESENCE_TTL + 5 s of a recovery.
+PRESENCE_SETTLE = float(CHAOS_ENV["PRESENCE_TTL"]) + 5
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +238,97 @@ async def test_redis_paused_publishes_are_acked_late_or_unavailable(chaos: Runni
         assert http_status(f"http://127.0.0.1:{chaos.node_port(index)}/readyz") == 200
 
 
+async def test_redis_frozen_10_s_by_sigstop_loses_nothing_and_presence_comes_back(chaos: RunningCluster) -> None:
+    r = room()
+    ports = node_ports(chaos)
+    names = ["ss-f0", "ss-f1", "ss-f2", "ss-p0", "ss-p1", "ss-watch"]
+    tokens = dict(zip(names, chaos.tokens(*names), strict=True))
+    followers = [Follower(f"f{i}", tokens[f"ss-f{i}"], ports[i:] + ports[:i], r) for i in range(3)]
+    publishers = [Publisher(f"p{i}", tokens[f"ss-p{i}"], [ports[i], ports[i + 1]], r, interval=0.05) for i in range(2)]
+    traffic = await Traffic.start(followers, publishers)
+    await wait_for(lambda: traffic.acked >= 10, 15, "traffic before the freeze")
+    redis_pid = chaos.cluster.pid(chaos.cluster.redis_program(0))
+    os.kill(redis_pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(FREEZE)  # the fault itself: Redis takes no step for 10 s
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+    before = traffic.acked
+    await wait_for(lambda: traffic.acked >= before + 10, 30, "publishes acked again")
+    ready = [f"http://127.0.0.1:{p}/readyz" for p in ports]
+    await wait_for(lambda: all(http_status(url) == 200 for url in ready), 30, "every node ready")
+    # Every lease lapsed while Redis stood still: the online list must come back true.
+    expected = {"ss-f0", "ss-f1", "ss-f2"}
+    await presence_converges(ports[2], tokens["ss-watch"], "ss-watch", r, expected, PRESENCE_SETTLE)
+    await traffic.finish()
+
+
+@dataclass
+class SplitNodes:
+    """Two nodes on one Redis; node 0 reaches it through a link the test can cut."""
+
+    ports: list[int]
+    link: Link
+    tokens: dict[str, str]
+
+
+@pytest.fixture
+def split_nodes(tmp_path: Path) -> Iterator[SplitNodes]:
+    server = RedisServer().start()
+    link = Link(server.port).start()
+    database = cluster_database_url(tmp_path)
+    env = {**os.environ, **CHAOS_ENV, "DATABASE_URL": database, "REDIS_URL": server.url}
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        names = ["cut-f0", "cut-f1", "cut-p0", "cut-p1", "cut-watch"]
+        out = subprocess.run(
+            [*manage, "chat_token", *names, "--create"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
+        ports = [free_port(), free_port()]
+        for i, port in enumerate(ports):
+            node_env = dict(env, NODE_ID=f"split{i}", NODE_PORT=str(port), REDIS_URL=link.url if i == 0 else server.url)
+            with (tmp_path / f"split{i}.log").open("wb") as log:
+                command = [*manage, "runnode", "--port", str(port)]
+                procs.append(subprocess.Popen(command, cwd=ROOT, env=node_env, stdout=log, stderr=subprocess.STDOUT))
+        for port in ports:
+            wait_until(lambda port=port: http_status(f"http://127.0.0.1:{port}/readyz") == 200, 30)
+        yield SplitNodes(ports, link, dict(zip(names, out.stdout.split(), strict=True)))
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+        link.stop()
+        server.stop()
+        drop_cluster_database(database)
+
+
+async def test_a_nodes_link_to_redis_cut_and_restored_loses_nothing_and_presence_comes_back(
+    split_nodes: SplitNodes,
+) -> None:
+    r = room()
+    ports, tokens = split_nodes.ports, split_nodes.tokens
+    followers = [Follower(f"f{i}", tokens[f"cut-f{i}"], [ports[i]], r) for i in range(2)]
+    publishers = [Publisher(f"p{i}", tokens[f"cut-p{i}"], [ports[i]], r, interval=0.05) for i in range(2)]
+    traffic = await Traffic.start(followers, publishers)
+    await wait_for(lambda: traffic.acked >= 10, 15, "traffic before the cut")
+    cut_node = f"http://127.0.0.1:{ports[0]}/readyz"
+    split_nodes.link.cut()
+    try:
+        # The node stays up and says it cannot serve; the other node goes on.
+        await wait_for(lambda: http_status(cut_node) == 503, 10, "the cut node not ready")
+        during = publishers[1].acked.copy()
+        await wait_for(lambda: len(publishers[1].acked) >= len(during) + 20, 15, "the other node acking")
+    finally:
+        split_nodes.link.restore()
+    await wait_for(lambda: http_status(cut_node) == 200, 30, "the cut node ready again")
+    expected = {"cut-f0", "cut-f1"}
+    await presence_converges(ports[1], tokens["cut-watch"], "cut-watch", r, expected, PRESENCE_SETTLE)
+    await presence_converges(ports[0], tokens["cut-watch"], "cut-watch", r, expected, PRESENCE_SETTLE)
+    await traffic.finish()
+
+
 async def test_an_idempotent_retry_on_another_node_stores_one_message(chaos: RunningCluster) -> None:
     r = room()
     (token,) = chaos.tokens("idem")
@@ -280,27 +400,6 @@ def node_metric(cluster: RunningCluster, index: int, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return 0.0
-
-
-async def stalled_socket(port: int, token: str, room: str) -> socket.socket:
-    """A client that subscribes and then never reads again, with a tiny receive window."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    sock.setblocking(False)
-    ws = await websockets.connect(
-        f"ws://127.0.0.1:{port}/ws/?token={token}",
-        sock=sock,
-        additional_headers={"Origin": f"http://127.0.0.1:{port}"},
-        max_queue=1,
-    )
-    await ws.send(json.dumps({"type": "subscribe", "room": room, "ref": "s"}))
-    async with asyncio.timeout(10):
-        while json.loads(await ws.recv()).get("ref") != "s":
-            pass
-    # Stop the library's reader too: from here on nothing drains the kernel buffer.
-    ws.transport.pause_reading()
-    return sock
 
 
 async def test_a_client_that_stops_reading_is_closed_and_slows_no_one(chaos: RunningCluster) -> None:
