@@ -37,8 +37,11 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# PYTEST_ARGS selects or adds to the run, e.g. PYTEST_ARGS='-m "not db_agnostic"' (.ci/run).
+PYTEST_ARGS ?=
+
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # perf.py keeps its own deadline (--budget, about 18 minutes for all its parts); the
 # timeout is the backstop: its SIGTERM stops perf.py and everything it started.

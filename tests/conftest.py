@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -68,6 +69,43 @@ def pytest_configure(config: pytest.Config) -> None:
     client = redis.Redis.from_url(url)
     for key in client.scan_iter("chat:*"):
         client.delete(key)
+
+
+# Tests whose behaviour does not depend on the database engine: the browser, the deploy
+# files, Redis topologies (sharding, Sentinel), presence and liveness (Redis alone), the
+# node server, admission and the soak; single tests elsewhere carry the marker themselves
+# (the chaos tests of Redis and node faults).
+# CI runs them on SQLite only; the PostgreSQL pass (`.ci/run`) runs everything else, where
+# the engine's locking, constraints, pooling and outages matter.
+DB_AGNOSTIC = (
+    "tests/browser/",
+    "tests/deploy/",
+    "tests/project/",
+    "tests/chat/seams/",
+    "tests/test_soak.py",
+    "tests/chat/test_sentinel.py",
+    "tests/chat/test_sharding.py",
+    "tests/chat/test_redis.py",
+    "tests/chat/test_node.py",
+    "tests/chat/test_admission.py",
+    "tests/chat/test_flow.py",
+    "tests/chat/test_feeds.py",
+    "tests/chat/test_protocol.py",
+    "tests/chat/test_logs.py",
+    "tests/chat/management/test_runcluster.py",
+    "tests/chat/services/test_presence.py",
+    "tests/chat/services/test_liveness.py",
+    "tests/chat/test_metrics.py",
+    "tests/chat/test_bad_input.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        path = Path(str(item.path)).relative_to(root).as_posix()
+        if path.startswith(DB_AGNOSTIC):
+            item.add_marker(pytest.mark.db_agnostic)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -107,6 +107,7 @@ async def test_kill_9_of_one_node_under_traffic_loses_no_acked_message(chaos: Ru
         assert follower.connects == 1 and follower.raw == follower.delivered, follower.name
 
 
+@pytest.mark.db_agnostic
 async def test_rolling_restart_under_traffic_loses_and_repeats_nothing(chaos: RunningCluster) -> None:
     r = room()
     balancer = [chaos.port]
@@ -139,6 +140,7 @@ async def test_rolling_restart_under_traffic_loses_and_repeats_nothing(chaos: Ru
         assert 1012 in follower.close_codes, (follower.name, follower.close_codes)
 
 
+@pytest.mark.db_agnostic
 async def test_redis_shutdown_nosave_and_restart_recovers_within_15_s(chaos: RunningCluster) -> None:
     r = room()
     ports = node_ports(chaos)
@@ -166,7 +168,7 @@ async def test_redis_shutdown_nosave_and_restart_recovers_within_15_s(chaos: Run
 
 
 async def fresh_socket_round(port: int, token: str, r: str, index: int) -> list[str]:
-    """Connect, subscribe and publish once on a fresh socket; every failure, in words."""
+    """Connect, subscribe, publish and read history on a fresh socket; every failure, in words."""
     try:
         client = await Client.open(port, token)
     except (OSError, websockets.InvalidStatus, websockets.InvalidHandshake) as exc:
@@ -180,6 +182,10 @@ async def fresh_socket_round(port: int, token: str, r: str, index: int) -> list[
         answer = await client.until(lambda f: f.get("ref") == f"after-{index}")
         if answer["type"] != "ack":
             problems.append(f"publish on {port}: {answer}")
+        await client.send(type="history", room=r, limit=5, ref=f"history-{index}")
+        answer = await client.until(lambda f: f.get("ref") == f"history-{index}")
+        if answer["type"] != "history":
+            problems.append(f"history on {port}: {answer}")
     except websockets.ConnectionClosed as exc:
         problems.append(f"socket on {port} closed: {exc.rcvd}")
     except TimeoutError:
@@ -189,6 +195,7 @@ async def fresh_socket_round(port: int, token: str, r: str, index: int) -> list[
     return problems
 
 
+@pytest.mark.db_agnostic
 async def test_once_every_node_is_ready_after_a_redis_restart_no_client_sees_an_error(chaos: RunningCluster) -> None:
     r = room()
     ports = node_ports(chaos)
@@ -220,6 +227,7 @@ async def test_once_every_node_is_ready_after_a_redis_restart_no_client_sees_an_
     assert [p for problems in rounds for p in problems] == []
 
 
+@pytest.mark.db_agnostic
 async def test_redis_paused_publishes_are_acked_late_or_unavailable(chaos: RunningCluster) -> None:
     r = room()
     ports = node_ports(chaos)
@@ -238,6 +246,7 @@ async def test_redis_paused_publishes_are_acked_late_or_unavailable(chaos: Runni
         assert http_status(f"http://127.0.0.1:{chaos.node_port(index)}/readyz") == 200
 
 
+@pytest.mark.db_agnostic
 async def test_redis_frozen_10_s_by_sigstop_loses_nothing_and_presence_comes_back(chaos: RunningCluster) -> None:
     r = room()
     ports = node_ports(chaos)
@@ -304,6 +313,7 @@ def split_nodes(tmp_path: Path) -> Iterator[SplitNodes]:
         drop_cluster_database(database)
 
 
+@pytest.mark.db_agnostic
 async def test_a_nodes_link_to_redis_cut_and_restored_loses_nothing_and_presence_comes_back(
     split_nodes: SplitNodes,
 ) -> None:
@@ -402,6 +412,7 @@ def node_metric(cluster: RunningCluster, index: int, name: str) -> float:
     return 0.0
 
 
+@pytest.mark.db_agnostic
 async def test_a_client_that_stops_reading_is_closed_and_slows_no_one(chaos: RunningCluster) -> None:
     r = room()
     ports = node_ports(chaos)
@@ -444,7 +455,7 @@ async def test_database_down_answers_unavailable_and_the_node_recovers_by_itself
     name = url.rsplit("/", 1)[1]
     r = room()
     ports = node_ports(chaos)
-    tokens = chaos.tokens("db-f1", "db-f2", "db-p")
+    tokens = chaos.tokens("db-f1", "db-f2", "db-p", "db-watch")
     followers = [Follower(f"f{i}", tokens[i], [ports[1 + i]], r) for i in range(2)]
     publisher = Publisher("p", tokens[2], [ports[0]], r, interval=0.05)
     traffic = await Traffic.start(followers, [publisher])
@@ -458,4 +469,12 @@ async def test_database_down_answers_unavailable_and_the_node_recovers_by_itself
         finally:
             admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     await wait_for(lambda: traffic.acked >= stalled_at + 10, 20, "publishes acked again")
+    ready = [f"http://127.0.0.1:{p}/readyz" for p in ports]
+    await wait_for(lambda: all(http_status(url) == 200 for url in ready), 30, "every node ready")
+    await presence_converges(ports[0], tokens[3], "db-watch", r, {"db-f1", "db-f2"}, PRESENCE_SETTLE)
+    # Every node ready again: nothing may fail because of the outage any more.
+    fresh = chaos.tokens(*[f"db-after-{i}" for i in range(6)])
+    elsewhere = room()  # not the followers' room, whose seqs the publisher alone takes
+    rounds = await asyncio.gather(*(fresh_socket_round(ports[i % 3], fresh[i], elsewhere, i) for i in range(6)))
+    assert [p for problems in rounds for p in problems] == []
     await traffic.finish()

@@ -16,7 +16,7 @@ from tests.conftest import CLUSTER_ENV
 pytestmark = pytest.mark.cluster
 
 # Long enough that nodes stopped one after another (3 x DRAIN_GRACE) could not pass.
-DRAIN_GRACE = 8
+DRAIN_GRACE = 4
 # What Ctrl-C may take on top of the drain (issue 14: 5 s idle, DRAIN_GRACE + 5 with sockets).
 STOP_BOUND = 5.0
 
