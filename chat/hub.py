@@ -61,6 +61,7 @@ class Hub:
         self.layer = layer
         self.channel = ""
         self.feeds: dict[str, RoomFeed] = {}
+        self.unrestored_shards: set[int] = set()
         self.sockets: LocalSockets = local_sockets()
         self.started_at = time.time()
         self.watchdog = Watchdog(self)
@@ -97,10 +98,14 @@ class Hub:
 
     async def renew_channel(self) -> None:
         """Flush the layer, take a new channel and receive on it (the watchdog's restore)."""
+        # Flush first: it forgets the old channel and closes the shards' connections. A
+        # receiver cancelled before that unsubscribes its channel on the way out, on a
+        # connection that Redis's restart left dead: the reconnect under the shard's lock
+        # can wait for a Redis that accepts but does not answer yet, and the restore with it.
+        await self.layer.flush()
         if self._receiver is not None:
             self._receiver.cancel()
             await asyncio.gather(self._receiver, return_exceptions=True)
-        await self.layer.flush()
         self.channel = await self.layer.new_channel("node.")
         self._receiver = asyncio.create_task(self._receive_loop())
 

@@ -30,7 +30,7 @@ _GROUP_CHANNEL = "asgi__group__chat.room.{room}"
 _CLIENT_OPTIONS: dict[str, Any] = {
     "decode_responses": True,
     "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT,
-    "socket_timeout": 5,
+    "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
     "health_check_interval": 10,
 }
 

@@ -42,6 +42,8 @@ class LocalNode(Protocol):
     feeds: dict[str, RoomFeed]
     sockets: LocalSockets
     started_at: float
+    # Shards whose lease had lapsed but whose entries could not be written back yet.
+    unrestored_shards: set[int]
 
 
 def held_entries(node: LocalNode) -> list[str]:
@@ -92,10 +94,12 @@ async def renew(node: LocalNode, *, everywhere: bool = False) -> None:
     they hold is written back, and users who reappear are announced.
     """
     lapsed = await liveness_renew()
-    shards = set(range(shard_count())) if everywhere else set(lapsed)
-    if not shards:
+    # The renewal itself re-creates a lapsed lease, so a write-back that fails once would
+    # not be seen again by the next heartbeat: such shards stay due until it succeeds.
+    node.unrestored_shards |= set(range(shard_count())) if everywhere else set(lapsed)
+    if not node.unrestored_shards:
         return
-    by_shard: dict[int, list[str]] = {shard: [] for shard in shards}
+    by_shard: dict[int, list[str]] = {shard: [] for shard in node.unrestored_shards}
     for entry in held_entries(node):
         shard = held_shard(entry)
         if shard in by_shard:
@@ -104,6 +108,7 @@ async def renew(node: LocalNode, *, everywhere: bool = False) -> None:
         if entries:
             logger.warning("writing %d held entries again on redis shard %d", len(entries), shard)
         await announce(await liveness_restore(shard=shard, entries=entries), joined=True)
+        node.unrestored_shards.discard(shard)
 
 
 async def heartbeat(node: LocalNode) -> None:

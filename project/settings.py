@@ -271,10 +271,21 @@ REDIS_RETRY = Retry(
 )
 
 
-def _layer_connection(host: str | dict[str, object]) -> dict[str, object]:
-    """A channel-layer host with a connect timeout (no read timeout: pub/sub sits idle)."""
+# Longest wait for one Redis reply. A Redis that accepts connections but does not answer
+# (frozen, overloaded, half-restarted) must not hold a caller forever: the channel
+# layer's subscribe on reconnect and its publishes wait at most this long too (pub/sub
+# reads for incoming messages poll with timeouts of their own, so an idle one is fine).
+REDIS_SOCKET_TIMEOUT = env_number("REDIS_SOCKET_TIMEOUT", 5, minimum=0.1)
+
+
+def layer_connection(host: str | dict[str, object]) -> dict[str, object]:
+    """A channel-layer host with connect and reply timeouts, and retries of a closed connection."""
     spec = {"address": host} if isinstance(host, str) else dict(host)
-    return spec | {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "retry": REDIS_RETRY}
+    return spec | {
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        "retry": REDIS_RETRY,
+    }
 
 
 NODE_PORT = env_int("NODE_PORT", 0)
@@ -293,7 +304,7 @@ if CHANNEL_LAYER_BACKEND not in _LAYER_BACKENDS:
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": _LAYER_BACKENDS[CHANNEL_LAYER_BACKEND],
-        "CONFIG": {"hosts": [_layer_connection(host) for host in REDIS_LAYER_HOSTS]},
+        "CONFIG": {"hosts": [layer_connection(host) for host in REDIS_LAYER_HOSTS]},
     }
 }
 

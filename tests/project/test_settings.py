@@ -84,8 +84,12 @@ def test_channel_layer_connections_time_out_opening_and_closing(tmp_path: Path) 
         '[{k: v for k, v in h.items() if k != "retry"} for h in s.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]]',
         REDIS_URL="redis://10.0.0.1:6379/0,redis://10.0.0.2:6379/0",
         REDIS_CONNECT_TIMEOUT="3",
+        REDIS_SOCKET_TIMEOUT="4",
     )
-    assert hosts == repr([{"address": f"redis://10.0.0.{i}:6379/0", "socket_connect_timeout": 3.0} for i in (1, 2)])
+    expected = [
+        {"address": f"redis://10.0.0.{i}:6379/0", "socket_connect_timeout": 3.0, "socket_timeout": 4.0} for i in (1, 2)
+    ]
+    assert hosts == repr(expected)
 
 
 def test_channel_layer_connections_retry_as_many_times_as_redis_retries_says(tmp_path: Path) -> None:
