@@ -158,6 +158,16 @@ def test_secrets_come_from_a_secret_reference() -> None:
         assert env[name]["valueFrom"]["secretKeyRef"]["name"], name
 
 
+def test_the_prometheus_example_scrapes_the_annotated_pods_and_reads_its_token_from_a_file() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    keep = [r for r in jobs["relay-chat-pods"]["relabel_configs"] if r.get("action") == "keep"]
+    labels = one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert any(r["regex"] == labels["app.kubernetes.io/name"] for r in keep)
+    assert "credentials" not in jobs["relay-chat-nodes"]["authorization"]
+    assert jobs["relay-chat-nodes"]["authorization"]["credentials_file"]
+
+
 def test_prometheus_scrapes_the_pods_from_an_address_the_nodes_allow() -> None:
     deployment = one("Deployment")
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
