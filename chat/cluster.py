@@ -95,7 +95,7 @@ def _die_with_parent() -> None:
     PR_SET_PDEATHSIG = 1  # noqa: N806 - the kernel's name
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     # Out of the terminal's process group: Ctrl-C reaches runcluster alone, which
-    # decides how the parts stop (`Cluster.interrupt_nodes`).
+    # decides how the parts stop (`Cluster.stop_interrupted`).
     os.setsid()
 
 

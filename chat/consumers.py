@@ -56,9 +56,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             refusal = lifecycle.CLOSE_DRAINING
         await self.accept()
         if refusal is not None:
-            metrics.CONNECTS.labels("unavailable" if refusal == lifecycle.CLOSE_TRY_AGAIN else "refused").inc()
-            reason = lifecycle.REASON_BACKEND_DOWN if refusal == lifecycle.CLOSE_TRY_AGAIN else None
-            await self.close(code=refusal, reason=reason)
+            outage = refusal == lifecycle.CLOSE_TRY_AGAIN
+            metrics.CONNECTS.labels("unavailable" if outage else "refused").inc()
+            await self.close(code=refusal, reason=lifecycle.REASON_BACKEND_DOWN if outage else None)
             return
         self.user = self.scope["user"]
         self.user_name = self.user.get_username()

@@ -31,13 +31,10 @@ _CLIENT_OPTIONS: dict[str, Any] = {
     "decode_responses": True,
     "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT,
     "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
+    # redis-py's default for a pool made here retries nothing (project/settings.py).
+    "retry": settings.REDIS_RETRY,
     "health_check_interval": 10,
 }
-
-
-def _options() -> dict[str, Any]:
-    # redis-py's default for a pool made here retries nothing (project/settings.py).
-    return {**_CLIENT_OPTIONS, "retry": settings.REDIS_RETRY}
 
 
 # Clients per event loop, one per shard: test runners and management commands each
@@ -73,13 +70,13 @@ def _connect(host: str | dict[str, Any]) -> aioredis.Redis:
             host,
             max_connections=settings.REDIS_MAX_CONNECTIONS,
             timeout=settings.REDIS_POOL_TIMEOUT,
-            **_options(),
+            **_CLIENT_OPTIONS,
         )
         return aioredis.Redis(connection_pool=pool)
     options = {k: v for k, v in host.items() if k not in ("sentinels", "master_name")}
     sentinel = Sentinel(host["sentinels"], socket_timeout=2, socket_connect_timeout=2)
     return sentinel.master_for(
-        host["master_name"], max_connections=settings.REDIS_MAX_CONNECTIONS, **_options(), **options
+        host["master_name"], max_connections=settings.REDIS_MAX_CONNECTIONS, **_CLIENT_OPTIONS, **options
     )
 
 

@@ -26,18 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Presence must be true again within TTL + 5 s; the timings are the chaos tests' own.
-SOAK_ENV = {
-    "PRESENCE_TTL": "4",
-    "PRESENCE_GRACE": "2",
-    "DRAIN_GRACE": "1",
-    "CHAT_PUBLISH_RATE": "1000",
-    "CHAT_PUBLISH_BURST": "1000",
-    "SEND_QUEUE_MAX": "200",
-    "CHAT_TAIL_CHECK": "0.5",
-    "CHAT_MAX_SOCKETS_PER_USER": "5",
-}
-PRESENCE_SETTLE = float(SOAK_ENV["PRESENCE_TTL"]) + 5
+from tests.chaos import (
+    CHAOS_ENV,
+    PRESENCE_SETTLE,
+    Follower,
+    Publisher,
+    presence_converges,
+    stalled_socket,
+    wait_for,
+)
+
+# The chaos tests' timings; a stalled client is a user of its own, below the socket cap.
+SOAK_ENV = {**CHAOS_ENV, "CHAT_MAX_SOCKETS_PER_USER": "5"}
 # The longest a recovery may take before the soak calls a node stuck.
 RECOVERY_LIMIT = 60.0
 FAULTS = ("kill_node", "drain_node", "restart_redis", "pause_redis", "stalled_client")
@@ -83,7 +83,6 @@ class Summary:
 async def run_soak(
     tmp: Path, *, seconds: float, rooms: int = 20, per_room: int = 10, seed: int | None = None
 ) -> Summary:
-    from tests.chaos import Follower, Publisher, presence_of, stalled_socket, wait_for
     from tests.cluster import http_status, start_cluster
 
     seed = random.randrange(1 << 30) if seed is None else seed
@@ -164,15 +163,8 @@ async def run_soak(
             if kind != "stalled_client":
                 room = rng.choice(room_names)
                 expected = {f.name for f in followers[room]}
-                await presence_settles(
-                    presence_of,
-                    ports[node],
-                    tokens["soak-watch"],
-                    room,
-                    expected,
-                    summary,
-                    maybe=stalled_users.get(room),
-                )
+                maybe = stalled_users.get(room, set())
+                await presence_settles(ports[node], tokens["soak-watch"], room, expected, summary, maybe)
         stop_publishing.set()
         await asyncio.gather(*publishing)
         # Stalled clients drop off (no close frame): their users leave after the grace.
@@ -181,7 +173,7 @@ async def run_soak(
         # Presence equal to the truth: every follower of each room, no one else.
         for room, group in followers.items():
             expected = {f.name for f in group}
-            await presence_settles(presence_of, ports[0], tokens["soak-watch"], room, expected, summary)
+            await presence_settles(ports[0], tokens["soak-watch"], room, expected, summary)
         finals = {room: max(p.acked.values(), default=0) for room, p in publishers.items()}
         try:
             await wait_for(lambda: caught_up(finals), 30, "every follower holding every acked message")
@@ -202,29 +194,13 @@ def rotate(ports: list[int], by: int) -> list[int]:
 
 
 async def presence_settles(
-    presence_of: Any,
-    port: int,
-    token: str,
-    room: str,
-    expected: set[str],
-    summary: Summary,
-    maybe: set[str] | None = None,
+    port: int, token: str, room: str, expected: set[str], summary: Summary, maybe: set[str] = frozenset()
 ) -> None:
-    """Until `room`'s presence is `expected`, plus any of `maybe` (stalled clients whose socket may still be open)."""
-    deadline = time.monotonic() + PRESENCE_SETTLE
-    seen: set[str] | str = "nothing"
-    while time.monotonic() < deadline:
-        try:
-            seen = await presence_of(port, token, room) - {"soak-watch"}
-        except Exception as exc:
-            seen = repr(exc)
-        if isinstance(seen, set) and expected <= seen <= expected | (maybe or set()):
-            return
-        await asyncio.sleep(0.3)
-    summary.violations.append(
-        f"presence of {room} is {seen}, not {sorted(expected)} (or with some of {sorted(maybe or ())}),"
-        f" after {PRESENCE_SETTLE} s"
-    )
+    """Presence equal to the truth within PRESENCE_SETTLE, or a violation noted."""
+    try:
+        await presence_converges(port, token, "soak-watch", room, expected, PRESENCE_SETTLE, maybe)
+    except AssertionError as exc:
+        summary.violations.append(str(exc))
 
 
 async def check_continuously(followers: dict[str, Any], publishers: dict[str, Any], summary: Summary) -> None:

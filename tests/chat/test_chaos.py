@@ -24,6 +24,8 @@ import websockets
 
 from chat.cluster import free_port
 from tests.chaos import (
+    CHAOS_ENV,
+    PRESENCE_SETTLE,
     Follower,
     Publisher,
     Traffic,
@@ -49,20 +51,8 @@ from tests.redis_servers import RedisServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chaos]
 
-CHAOS_ENV = {
-    "PRESENCE_TTL": "4",
-    "PRESENCE_GRACE": "2",
-    "DRAIN_GRACE": "1",
-    # Publishers here are machines, not people.
-    "CHAT_PUBLISH_RATE": "1000",
-    "CHAT_PUBLISH_BURST": "1000",
-    "SEND_QUEUE_MAX": "200",
-    "CHAT_TAIL_CHECK": "0.5",
-}
 # How long a fault that is defined by its length lasts (a frozen Redis).
 FREEZE = 10.0
-# Presence must be true again within PRESENCE_TTL + 5 s of a recovery.
-PRESENCE_SETTLE = float(CHAOS_ENV["PRESENCE_TTL"]) + 5
 
 
 @pytest.fixture(scope="module")
