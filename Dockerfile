@@ -17,6 +17,8 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
+# The app itself, as the `chatcluster` package (pyproject.toml); the site in project/ imports it.
+RUN pip install --no-deps .
 # Collected into .local/static for WhiteNoise. The key only lets settings import during
 # the build; it is not in any layer's environment and serves nothing.
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v0

@@ -4,12 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KEY := .local/secret_key
+WHEELHOUSE := .local/wheelhouse
 
 .PHONY: setup run test lint bench soak clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# This checkout as the `chatcluster` app, the way a host installs it (pyproject.toml).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	# The wheels a host project needs, for the offline install test (tests/packaging).
+	$(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all: -d $(WHEELHOUSE) \
+		-r requirements.txt $$(grep '^websockets==' requirements-dev.txt)
 	touch $(STAMP)
 
 # manage.py writes a private development key on first use; settings need one to import.
@@ -27,12 +33,23 @@ NGINX := /usr/sbin/nginx
 $(NGINX):
 	@apt-get install -y -q nginx >/dev/null 2>&1 || echo "nginx not installed: the nginx tests will skip"
 
-setup: $(STAMP) $(KEY) $(CHROMIUM) $(NGINX)
+# The JS client's Node tests (tests/js) need ws and typescript from npm; without npm, or
+# offline, they skip and say so (tests/chat/test_client_js.py).
+JS_MODULES := tests/js/node_modules/.package-lock.json
+$(JS_MODULES): tests/js/package-lock.json
+	@(command -v npm >/dev/null && npm ci --prefix tests/js --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null 2>&1 && touch $@) || echo "tests/js not installed (no npm, or no network): the JS client tests will skip"
+
+setup: $(STAMP) $(KEY) $(CHROMIUM) $(NGINX) $(JS_MODULES)
 
 run: setup
 	$(PY) manage.py runcluster
 
-lint: setup
+# mypy reads the app under its import name through this link (pyproject.toml, [tool.mypy]).
+TYPECHECK := .local/typecheck/chatcluster
+$(TYPECHECK):
+	mkdir -p $(dir $@) && ln -sfn ../../chat $@
+
+lint: setup $(TYPECHECK)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -27,6 +27,7 @@ django.setup()
 
 import websockets  # noqa: E402
 
+from chatcluster.client import frames as wire  # noqa: E402
 from tests.cluster import start_cluster  # noqa: E402
 
 
@@ -38,9 +39,9 @@ async def run_step(ports: list[int], tokens: list[str], rooms: int, rate: float,
         socks.append(ws)
     names = [f"bench-{int(time.time())}-{r}" for r in range(rooms)]
     for i, ws in enumerate(socks):
-        await ws.send(json.dumps({"type": "subscribe", "room": names[i % rooms], "ref": "s"}))
+        await ws.send(wire.encode_subscribe(names[i % rooms], ref="s"), text=True)
     for ws in socks:
-        while json.loads(await ws.recv())["type"] != "subscribed":
+        while not isinstance(wire.decode(await ws.recv()), wire.Subscribed):
             pass
     latencies: list[float] = []
     received = 0
@@ -53,10 +54,10 @@ async def run_step(ports: list[int], tokens: list[str], rooms: int, rate: float,
                 text = await asyncio.wait_for(ws.recv(), 0.5)
             except TimeoutError:
                 continue
-            frame = json.loads(text)
-            if frame["type"] == "message":
+            frame = wire.decode(text)
+            if isinstance(frame, wire.Message):
                 received += 1
-                latencies.append(time.time() - float(frame["body"].split()[0]))
+                latencies.append(time.time() - float(frame.body.split()[0]))
 
     readers = [asyncio.create_task(reader(ws)) for ws in socks]
     publishers = socks[: len(ports) * rooms]  # one per room per node
@@ -66,7 +67,7 @@ async def run_step(ports: list[int], tokens: list[str], rooms: int, rate: float,
     while time.monotonic() - started < seconds:
         ws = publishers[sent % len(publishers)]
         room = names[(sent % len(publishers)) % rooms]
-        await ws.send(json.dumps({"type": "publish", "room": room, "body": f"{time.time()} x"}))
+        await ws.send(wire.encode_publish(room, f"{time.time()} x"), text=True)
         sent += 1
         delay = started + sent * interval - time.monotonic()
         if delay > 0:

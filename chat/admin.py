@@ -5,19 +5,24 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from chat.models import ApiKey, Membership, Message, ReadMarker, Room
-from chat.services.apikeys import apikey_create
-from chat.services.nodes import NodeInfo, node_list, node_redis_figures, node_room_presence
+from chatcluster.models import ApiKey, Membership, Message, ReadMarker, Room
+from chatcluster.services.apikeys import apikey_create
+from chatcluster.services.nodes import NodeInfo, node_list, node_redis_figures, node_room_presence
+
+# The host's user model names its users by its own field (AUTH_USER_MODEL).
+USER_SEARCH = f"user__{get_user_model().USERNAME_FIELD}"
 
 
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
-    autocomplete_fields = ["user"]
+    # A raw id, not an autocomplete: that needs the host's user model in the admin.
+    raw_id_fields = ["user"]
     readonly_fields = ["joined_at"]
 
 
@@ -27,7 +32,7 @@ class RoomAdmin(admin.ModelAdmin):
     list_filter = ["is_private", "created_at"]
     search_fields = ["slug", "title"]
     readonly_fields = ["last_seq", "created_at"]
-    autocomplete_fields = ["created_by"]
+    raw_id_fields = ["created_by"]
     inlines = [MembershipInline]
 
     @admin.display(description="members")
@@ -39,8 +44,9 @@ class RoomAdmin(admin.ModelAdmin):
 class MembershipAdmin(admin.ModelAdmin):
     list_display = ["room", "user", "role", "joined_at"]
     list_filter = ["role", "room__is_private"]
-    search_fields = ["room__slug", "user__username"]
-    autocomplete_fields = ["room", "user"]
+    search_fields = ["room__slug", USER_SEARCH]
+    autocomplete_fields = ["room"]
+    raw_id_fields = ["user"]
 
 
 @admin.register(ReadMarker)
@@ -48,7 +54,7 @@ class ReadMarkerAdmin(admin.ModelAdmin):
     """Where a user's unread counts come from, for answering "why does it say 12 unread"."""
 
     list_display = ["user", "room", "last_read_seq", "room_last_seq", "unread"]
-    search_fields = ["user__username", "room__slug"]
+    search_fields = [USER_SEARCH, "room__slug"]
     list_select_related = ["user", "room"]
     readonly_fields = ["user", "room", "last_read_seq"]
 
@@ -94,8 +100,9 @@ class MessageAdmin(admin.ModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "prefix", "user", "is_active", "created_at", "last_used_at"]
     list_filter = ["is_active"]
-    search_fields = ["name", "prefix", "user__username"]
-    autocomplete_fields = ["user"]
+    search_fields = ["name", "prefix", USER_SEARCH]
+    # A raw id, not an autocomplete: that needs the host's user model in the admin.
+    raw_id_fields = ["user"]
     readonly_fields = ["prefix", "created_at", "last_used_at"]
     actions = ["deactivate"]
 
@@ -127,4 +134,4 @@ def cluster_view(request: HttpRequest) -> HttpResponse:
         "presence": presence,
         "redis": redis_figures,
     }
-    return TemplateResponse(request, "admin/cluster.html", context)
+    return TemplateResponse(request, "chatcluster/admin/cluster.html", context)

@@ -16,10 +16,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.conf import settings
-
-from chat import metrics
-from chat.lifecycle import CLOSE_TRY_AGAIN
+from chatcluster import metrics
+from chatcluster.conf import chat_settings
+from chatcluster.lifecycle import CLOSE_TRY_AGAIN
 
 
 class TokenBucket:
@@ -54,7 +53,7 @@ class AdmissionMiddleware:
         # coroutine, with no frame of ours kept on every idle socket (issue 13).
         if scope["type"] == "websocket":
             if self.bucket is None:
-                self.bucket = TokenBucket(rate=settings.CHAT_ADMIT_RATE, burst=settings.CHAT_ADMIT_BURST)
+                self.bucket = TokenBucket(rate=chat_settings.CHAT_ADMIT_RATE, burst=chat_settings.CHAT_ADMIT_BURST)
             if not self.bucket.take():
                 metrics.CONNECTS.labels("busy").inc()
                 return self.refuse(receive, send)

@@ -9,7 +9,6 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.db import connection
@@ -19,17 +18,18 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from chat import lifecycle
-from chat.errors import BACKEND_DOWN, ChatError, unavailable
-from chat.hub import hub_problem
-from chat.protocol import Slug
-from chat.publisher import get_publisher
-from chat.redis import all_redis
-from chat.services.apikeys import apikey_user
-from chat.services.messages import PublishRequest, message_history
-from chat.services.reads import read_mark, read_markers
-from chat.services.rooms import room_create, room_visible_to
-from chat.services.tokens import token_issue, token_user
+from chatcluster import lifecycle
+from chatcluster.conf import chat_settings
+from chatcluster.errors import BACKEND_DOWN, ChatError, unavailable
+from chatcluster.hub import hub_problem
+from chatcluster.protocol import Slug
+from chatcluster.publisher import get_publisher
+from chatcluster.redis import all_redis
+from chatcluster.services.apikeys import apikey_user
+from chatcluster.services.messages import PublishRequest, message_history
+from chatcluster.services.reads import read_mark, read_markers
+from chatcluster.services.rooms import room_create, room_visible_to
+from chatcluster.services.tokens import token_issue, token_user
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 
 
 def metrics_allowed(request: HttpRequest) -> bool:
-    token = settings.METRICS_TOKEN
+    token = chat_settings.METRICS_TOKEN
     if token and hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
         return True
     # Through a balancer, the address is the forwarded client's, which that client may
@@ -244,4 +244,4 @@ def metrics_allowed(request: HttpRequest) -> bool:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR") or "")
     except ValueError:
         return False
-    return any(address in network for network in settings.METRICS_ALLOW)
+    return any(address in network for network in chat_settings.METRICS_ALLOW)

@@ -4,8 +4,11 @@ from django.apps import AppConfig
 
 
 class ChatConfig(AppConfig):
-    name = "chat"
+    # Not "chat": a host project may well have a `chat` app of its own (docs/integrate.md).
+    name = "chatcluster"
+    label = "chatcluster"
+    verbose_name = "Chat"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from chat import signals  # noqa: F401 - connects the receivers
+        from chatcluster import receivers  # noqa: F401 - connects them

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
 
-from chat import protocol
-from chat.seams import channels_redis
+from chatcluster import protocol
+from chatcluster.conf import NAMESPACE, channel_layer_config
+from chatcluster.seams import channels_redis
 
 EVENT_MESSAGE = "chat.message"
 EVENT_PRESENCE = "chat.presence"
@@ -32,12 +35,29 @@ def room_group(slug: str) -> str:
     return f"chat.room.{slug}"
 
 
+_layer: BaseChannelLayer | None = None
+
+
 def layer() -> BaseChannelLayer:
-    """This process's channel layer."""
-    channel_layer = get_channel_layer()
-    if channel_layer is None:
-        raise RuntimeError("CHANNEL_LAYERS must define a default layer")
-    return channel_layer
+    """This process's channel layer, made from the app's Redis settings.
+
+    Not the host's CHANNEL_LAYERS: a host's default layer may be in-memory, or serve its
+    own consumers, and the cluster needs Redis whatever the host chose.
+    """
+    global _layer
+    if _layer is None:
+        config = channel_layer_config()
+        _layer = import_string(str(config["BACKEND"]))(**config["CONFIG"])  # type: ignore[arg-type]
+    return _layer
+
+
+def _forget_layer(*, setting: str, **kwargs: object) -> None:
+    global _layer
+    if setting == NAMESPACE:
+        _layer = None
+
+
+setting_changed.connect(_forget_layer)
 
 
 async def publish_messages(messages: Sequence[tuple[str, int, str, float]]) -> None:

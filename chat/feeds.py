@@ -14,10 +14,9 @@ import time
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 
-from django.conf import settings
-
-from chat import metrics
-from chat.flow import OutFrame
+from chatcluster import metrics
+from chatcluster.conf import chat_settings
+from chatcluster.flow import OutFrame
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +148,7 @@ class RoomFeed:
     async def _repair(self) -> None:
         """Fill a seq gap: wait for stragglers, then read what is still missing."""
         try:
-            async with asyncio.timeout(settings.CHAT_WATCH_TIMEOUT):
+            async with asyncio.timeout(chat_settings.CHAT_WATCH_TIMEOUT):
                 await self._repair_now()
         except asyncio.CancelledError:
             raise
@@ -159,7 +158,7 @@ class RoomFeed:
             logger.exception("gap repair failed in room %s", self.slug)
 
     async def _repair_now(self) -> None:
-        await asyncio.sleep(settings.CHAT_REORDER_WAIT)
+        await asyncio.sleep(chat_settings.CHAT_REORDER_WAIT)
         while self.head is not None and self.missing_upto() > self.head:
             if self.head + 1 in self.early:
                 self.advance()

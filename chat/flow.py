@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from chat.seams import autobahn, twisted
+from chatcluster.seams import autobahn, twisted
 
 # The scope extension under which the node server hands a socket's FlowControl to the app.
 FLOW_EXTENSION = "chat.flow"

@@ -22,11 +22,10 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
-from chat import metrics, protocol, upkeep
-from chat.broadcast import (
+from chatcluster import metrics, protocol, upkeep
+from chatcluster.broadcast import (
     CONTROL_GROUP,
     EVENT_EVICT,
     EVENT_MESSAGE,
@@ -37,14 +36,15 @@ from chat.broadcast import (
     layer,
     room_group,
 )
-from chat.errors import ChatError
-from chat.feeds import RoomFeed, Send, Subscription
-from chat.flow import OutFrame
-from chat.lifecycle import LocalSocket, LocalSockets, local_sockets
-from chat.presence_diffs import fan_out_presence, presence_enter, presence_exit
-from chat.services.messages import message_frames_between
-from chat.services.subscriptions import subscription_snapshot
-from chat.watchdog import Watchdog
+from chatcluster.conf import chat_settings
+from chatcluster.errors import ChatError
+from chatcluster.feeds import RoomFeed, Send, Subscription
+from chatcluster.flow import OutFrame
+from chatcluster.lifecycle import LocalSocket, LocalSockets, local_sockets
+from chatcluster.presence_diffs import fan_out_presence, presence_enter, presence_exit
+from chatcluster.services.messages import message_frames_between
+from chatcluster.services.subscriptions import subscription_snapshot
+from chatcluster.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +135,8 @@ class Hub:
         """
         sub = subs.get(room)
         fresh = sub is None
-        if fresh and len(subs) >= settings.CHAT_MAX_SUBSCRIPTIONS:
-            raise ChatError("too_large", f"a socket may follow at most {settings.CHAT_MAX_SUBSCRIPTIONS} rooms")
+        if fresh and len(subs) >= chat_settings.CHAT_MAX_SUBSCRIPTIONS:
+            raise ChatError("too_large", f"a socket may follow at most {chat_settings.CHAT_MAX_SUBSCRIPTIONS} rooms")
         if sub is None:
             sub = Subscription(room=room, user=user.get_username(), conn=conn, send=send)
             # Join the room's group before reading its state, so nothing committed

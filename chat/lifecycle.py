@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from chat.services.access import Grant
+from chatcluster.services.access import Grant
 
 logger = logging.getLogger(__name__)
 

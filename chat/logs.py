@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
-from django.conf import settings
+from chatcluster.conf import chat_settings
 
 REDACTED = "[redacted]"
 # `token=...` in a query string or form, `Bearer ...` in a header, `password=...`, and
@@ -33,7 +33,7 @@ class ContextFilter(logging.Filter):
     """Adds `node_id` and redacts secrets from the message and the exception text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.node_id = settings.NODE_ID
+        record.node_id = chat_settings.NODE_ID
         message = record.getMessage()
         clean = redact(message)
         if clean != message:

@@ -21,21 +21,23 @@ import tracemalloc
 from collections import Counter
 from pathlib import Path
 
-from django.conf import settings
+from chatcluster.conf import chat_settings
 
 logger = logging.getLogger(__name__)
 _dumps = itertools.count(1)
 
 
 def start(loop: asyncio.AbstractEventLoop) -> None:
-    if not settings.CHAT_MEMORY_DEBUG:
+    if not chat_settings.CHAT_MEMORY_DEBUG:
         return
     loop.add_signal_handler(signal.SIGUSR2, dump)
-    logger.warning("memory debugging on: SIGUSR2 writes a census and starts tracing, in %s", settings.CHAT_MEMORY_DEBUG)
+    logger.warning(
+        "memory debugging on: SIGUSR2 writes a census and starts tracing, in %s", chat_settings.CHAT_MEMORY_DEBUG
+    )
 
 
 def dump() -> None:
-    directory = Path(settings.CHAT_MEMORY_DEBUG)
+    directory = Path(chat_settings.CHAT_MEMORY_DEBUG)
     directory.mkdir(parents=True, exist_ok=True)
     number = next(_dumps)
     gc.collect()
@@ -52,7 +54,7 @@ def dump() -> None:
     if tracemalloc.is_tracing():
         tracemalloc.take_snapshot().dump(str(directory / f"snapshot-{number}.pickle"))
     else:
-        tracemalloc.start(settings.CHAT_MEMORY_DEBUG_FRAMES)
+        tracemalloc.start(chat_settings.CHAT_MEMORY_DEBUG_FRAMES)
     (directory / f"done-{number}").touch()
     logger.warning("memory snapshot %d written to %s", number, directory)
 

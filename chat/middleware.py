@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
+
+from chatcluster.conf import chat_settings
 
 
 class SecurityHeadersMiddleware:
@@ -35,8 +36,8 @@ class SecurityHeadersMiddleware:
 
     @staticmethod
     def _add(response: HttpResponseBase) -> HttpResponseBase:
-        if settings.CONTENT_SECURITY_POLICY:
-            response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
-        if settings.PERMISSIONS_POLICY:
-            response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        if chat_settings.CHAT_CSP:
+            response.headers.setdefault("Content-Security-Policy", chat_settings.CHAT_CSP)
+        if chat_settings.CHAT_PERMISSIONS_POLICY:
+            response.headers.setdefault("Permissions-Policy", chat_settings.CHAT_PERMISSIONS_POLICY)
         return response

@@ -22,7 +22,7 @@ class Room(models.Model):
     # stores the message, so seqs are gapless and never reused.
     last_seq = models.BigIntegerField(default=0, editable=False)
     members: models.ManyToManyField[Any, Any] = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, through="Membership", related_name="rooms"
+        settings.AUTH_USER_MODEL, through="Membership", related_name="chat_rooms"
     )
 
     class Meta:
@@ -39,12 +39,12 @@ class Membership(models.Model):
         OWNER = "owner", "Owner"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["room", "user"], name="membership_room_user_unique")]
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="chatcluster_membership_unique")]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.room} ({self.role})"
@@ -65,11 +65,11 @@ class Message(models.Model):
         ordering = ["room", "seq"]
         constraints = [
             # Also the index for "messages of room R after seq S" (recovery and history).
-            models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
+            models.UniqueConstraint(fields=["room", "seq"], name="chatcluster_message_seq_unique"),
             models.UniqueConstraint(
                 fields=["room", "author", "client_key"],
                 condition=models.Q(client_key__isnull=False),
-                name="message_idempotency_key_unique",
+                name="chatcluster_message_key_unique",
             ),
         ]
 
@@ -84,7 +84,7 @@ class ApiKey(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
-        related_name="api_keys",
+        related_name="chat_api_keys",
         help_text="Messages published with this key appear under this user's name.",
     )
     prefix = models.CharField(max_length=12, unique=True, editable=False)
@@ -113,7 +113,7 @@ class ReadMarker(models.Model):
     last_read_seq = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "room"], name="readmarker_user_room_unique")]
+        constraints = [models.UniqueConstraint(fields=["user", "room"], name="chatcluster_readmarker_unique")]
 
     def __str__(self) -> str:
         return f"{self.user} read {self.room} to #{self.last_read_seq}"

@@ -27,12 +27,12 @@ from typing import Any
 from autobahn.websocket.types import ConnectionDeny
 from daphne.server import Server  # installs Twisted's asyncio reactor: import it first
 from daphne.ws_protocol import WebSocketProtocol
-from django.conf import settings
 from twisted.internet import reactor as twisted_reactor
 
-from chat import hub, lifecycle, memdebug, metrics
-from chat.flow import FLOW_EXTENSION, FlowControl
-from chat.seams import autobahn, daphne, twisted
+from chatcluster import hub, lifecycle, memdebug, metrics
+from chatcluster.conf import chat_settings
+from chatcluster.flow import FLOW_EXTENSION, FlowControl
+from chatcluster.seams import autobahn, daphne, twisted
 
 logger = logging.getLogger(__name__)
 # Twisted's reactor is a module-level singleton that its stubs describe poorly.
@@ -87,7 +87,7 @@ class FlowControlledWebSocketProtocol(WebSocketProtocol):
             super().onClose(was_clean, code, reason)
 
     def serverAccept(self, subprotocol: str | None = None) -> None:  # noqa: N802
-        daphne.accept(self, subprotocol, {NODE_HEADER: settings.NODE_ID})
+        daphne.accept(self, subprotocol, {NODE_HEADER: chat_settings.NODE_ID})
 
     def onOpen(self) -> None:  # noqa: N802
         super().onOpen()
@@ -123,7 +123,7 @@ class FlowControlledWebSocketProtocol(WebSocketProtocol):
 # WS_PING_INTERVAL), so an idle socket costs a fifth of the checks and a ping is late by
 # at most that.
 def timeout_turns() -> int:
-    return max(1, min(5, int(settings.WS_PING_INTERVAL / 8)))
+    return max(1, min(5, int(chat_settings.WS_PING_INTERVAL / 8)))
 
 
 class NodeServer(Server):
@@ -202,7 +202,7 @@ class NodeServer(Server):
             "draining on %s: closing sockets with %d in %s s",
             signal.Signals(signum).name,
             lifecycle.CLOSE_DRAINING,
-            settings.DRAIN_GRACE,
+            chat_settings.DRAIN_GRACE,
         )
         lifecycle.start_draining()
         metrics.DRAINING.set(1)
@@ -212,7 +212,7 @@ class NodeServer(Server):
     async def _grace(self) -> None:
         """Wait DRAIN_GRACE, or once interrupted, only until no socket is open."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + settings.DRAIN_GRACE
+        deadline = loop.time() + chat_settings.DRAIN_GRACE
         if not self.interrupted:
             try:
                 async with asyncio.timeout_at(deadline):
@@ -243,7 +243,7 @@ class NodeServer(Server):
 
 def with_node_header(application: Any) -> Any:
     """Add `X-Chat-Node` to every HTTP response of `application` (an ASGI app)."""
-    header = (NODE_HEADER.lower().encode(), settings.NODE_ID.encode())
+    header = (NODE_HEADER.lower().encode(), chat_settings.NODE_ID.encode())
 
     def app(scope: dict[str, Any], receive: Any, send: Any) -> Any:
         # A WebSocket gets the application's own coroutine: no frame of ours (and no
@@ -266,16 +266,16 @@ def with_node_header(application: Any) -> Any:
 def serve(*, application: Any, host: str, port: int) -> None:
     server = NodeServer(
         application=with_node_header(application),
-        endpoints=[f"tcp:port={port}:interface={host}:backlog={settings.NODE_BACKLOG}"],
+        endpoints=[f"tcp:port={port}:interface={host}:backlog={chat_settings.NODE_BACKLOG}"],
         signal_handlers=False,
         proxy_forwarded_address_header="X-Forwarded-For",
         proxy_forwarded_port_header="X-Forwarded-Port",
         proxy_forwarded_proto_header="X-Forwarded-Proto",
-        websocket_max_message_size=settings.WS_MAX_FRAME,
-        websocket_max_frame_size=settings.WS_MAX_FRAME,
-        ping_interval=settings.WS_PING_INTERVAL,
-        ping_timeout=settings.WS_PING_TIMEOUT,
-        application_close_timeout=settings.DRAIN_GRACE + CLOSE_WAIT,
+        websocket_max_message_size=chat_settings.WS_MAX_FRAME,
+        websocket_max_frame_size=chat_settings.WS_MAX_FRAME,
+        ping_interval=chat_settings.WS_PING_INTERVAL,
+        ping_timeout=chat_settings.WS_PING_TIMEOUT,
+        application_close_timeout=chat_settings.DRAIN_GRACE + CLOSE_WAIT,
         # No maximum socket lifetime (daphne closes after 24 h by default): nodes are
         # rebalanced by draining them, which clients recover from without a gap.
         websocket_timeout=-1,

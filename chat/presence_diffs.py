@@ -12,13 +12,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-
-from chat import metrics, protocol
-from chat.broadcast import EVENT_PRESENCE, layer, room_group
-from chat.feeds import RoomFeed
-from chat.flow import OutFrame
-from chat.services.presence import presence_join, presence_leave, presence_list
+from chatcluster import metrics, protocol
+from chatcluster.broadcast import EVENT_PRESENCE, layer, room_group
+from chatcluster.conf import chat_settings
+from chatcluster.feeds import RoomFeed
+from chatcluster.flow import OutFrame
+from chatcluster.services.presence import presence_join, presence_leave, presence_list
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ async def publish_presence(room: str, joined: list[str], left: list[str], *, ski
     pending = _pending.get(room)
     if pending is None:
         pending = _pending[room] = _PresenceDiff()
-        asyncio.get_running_loop().call_later(settings.CHAT_PRESENCE_COALESCE, _flush, room)
+        asyncio.get_running_loop().call_later(chat_settings.CHAT_PRESENCE_COALESCE, _flush, room)
     for user in left:
         pending.changes[user] = False
         pending.skip.discard(user)

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from chat.errors import ChatError
-from chat.models import SLUG_PATTERN
+from chatcluster.errors import ChatError
+from chatcluster.models import SLUG_PATTERN
 
 MAX_REF = 64
 MAX_SEQ = 2**63 - 1

@@ -12,17 +12,22 @@ database's write lock.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import json
 import logging
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 
-from chat import broadcast, metrics
-from chat.errors import ChatError
-from chat.services.messages import PostedMessage, PublishRequest, message_publish_batch
-from chat.services.ratelimit import ratelimit_publish_many, ratelimit_refusal
+from chatcluster import broadcast, metrics
+from chatcluster.conf import chat_settings
+from chatcluster.errors import ChatError
+from chatcluster.models import Message
+from chatcluster.services.messages import PostedMessage, PublishRequest, message_publish_batch
+from chatcluster.services.ratelimit import ratelimit_publish_many, ratelimit_refusal
+from chatcluster.signals import message_posted
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +53,10 @@ class Publisher:
     def __init__(self) -> None:
         self._waiting: list[Waiter] = []
         self._writer: asyncio.Task[None] | None = None
+        # Stored since the last broadcast, and waiting for the message_posted receivers.
+        self._posted: list[tuple[Any, PostedMessage]] = []
+        self._signals: asyncio.Queue[tuple[Any, PostedMessage]] = asyncio.Queue()
+        self._signaller: asyncio.Task[None] | None = None
 
     async def publish(self, request: PublishRequest) -> PostedMessage:
         """Store and broadcast `request` with the next batch; raises its ChatError or the batch's failure."""
@@ -61,7 +70,7 @@ class Publisher:
         batch: list[Waiter] = []
         try:
             while self._waiting:
-                batch = self._waiting[: settings.CHAT_PUBLISH_BATCH]
+                batch = self._waiting[: chat_settings.CHAT_PUBLISH_BATCH]
                 del self._waiting[: len(batch)]
                 try:
                     stored = await self._store(await self._take_tokens(batch))
@@ -76,6 +85,7 @@ class Publisher:
                 batch = []
                 if stored:
                     await self._broadcast(stored)
+                    self._notify()
         finally:
             self._writer = None
             for _, done in [*batch, *self._waiting]:
@@ -84,9 +94,12 @@ class Publisher:
             self._waiting = []
 
     async def _take_tokens(self, batch: list[Waiter]) -> list[Waiter]:
-        waits = await ratelimit_publish_many(user_ids=[request.author.pk for request, _ in batch])
-        allowed = []
-        for (request, done), wait in zip(batch, waits, strict=True):
+        limited = [(request, done) for request, done in batch if request.rate_limited]
+        allowed = [(request, done) for request, done in batch if not request.rate_limited]
+        if not limited:
+            return allowed
+        waits = await ratelimit_publish_many(user_ids=[request.author.pk for request, _ in limited])
+        for (request, done), wait in zip(limited, waits, strict=True):
             if wait > 0:
                 if not done.done():
                     done.set_exception(ratelimit_refusal(wait=wait))
@@ -100,7 +113,7 @@ class Publisher:
             return []
         outcomes = await _store_batch(requests=[r for r, _ in batch])
         stored = []
-        for (_, done), outcome in zip(batch, outcomes, strict=True):
+        for (request, done), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, ChatError):
                 if not done.done():
                     done.set_exception(outcome)
@@ -109,8 +122,30 @@ class Publisher:
                 done.set_result(outcome)
             if outcome.created:
                 stored.append(outcome)
+                self._posted.append((request.author, outcome))
         metrics.MESSAGES_IN.inc(len(stored))
         return stored
+
+    def _notify(self) -> None:
+        """Hand the batch to the message_posted receivers, if the host has any, off the publish path."""
+        posted, self._posted = self._posted, []
+        if not message_posted.has_listeners():
+            return
+        for item in posted:
+            self._signals.put_nowait(item)
+        if self._signaller is None or self._signaller.done():
+            # A context of its own, not the publishing request's: a sync receiver's thread
+            # must not be that request's executor, which quits when the request ends.
+            self._signaller = asyncio.create_task(self._signal(), context=contextvars.Context())
+
+    async def _signal(self) -> None:
+        while not self._signals.empty():
+            author, posted = self._signals.get_nowait()
+            message = json.loads(posted.frame)
+            # Robust: Django logs a receiver's exception (logger django.dispatch) and goes on.
+            await message_posted.asend_robust(
+                sender=Message, room=posted.room, seq=posted.seq, user=author, message=message
+            )
 
     async def _broadcast(self, stored: list[PostedMessage]) -> None:
         try:

@@ -14,11 +14,11 @@ import weakref
 from typing import Any
 
 import redis.asyncio as aioredis
-from django.conf import settings
 from redis.asyncio.sentinel import Sentinel
 from redis.commands.core import AsyncScript
 
-from chat.seams.channels_redis import consistent_hash
+from chatcluster.conf import chat_settings
+from chatcluster.seams.channels_redis import consistent_hash
 
 # The name channels-redis gives a group's pub/sub channel: `<prefix>__group__<group>`
 # with the layer's default prefix. A room's keys hash this same name, so they land on
@@ -29,10 +29,10 @@ _GROUP_CHANNEL = "asgi__group__chat.room.{room}"
 # or two, not hang on a dead connection.
 _CLIENT_OPTIONS: dict[str, Any] = {
     "decode_responses": True,
-    "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT,
-    "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
+    "socket_connect_timeout": chat_settings.REDIS_CONNECT_TIMEOUT,
+    "socket_timeout": chat_settings.REDIS_SOCKET_TIMEOUT,
     # redis-py's default for a pool made here retries nothing (project/settings.py).
-    "retry": settings.REDIS_RETRY,
+    "retry": chat_settings.REDIS_RETRY,
     "health_check_interval": 10,
 }
 
@@ -43,7 +43,7 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[aioredis.Red
 
 
 def shard_count() -> int:
-    return len(settings.REDIS_LAYER_HOSTS)
+    return len(chat_settings.REDIS_LAYER_HOSTS)
 
 
 def shard_of(name: str) -> int:
@@ -68,15 +68,15 @@ def _connect(host: str | dict[str, Any]) -> aioredis.Redis:
         # with MaxConnectionsError, as redis-py's default pool does.
         pool = aioredis.BlockingConnectionPool.from_url(
             host,
-            max_connections=settings.REDIS_MAX_CONNECTIONS,
-            timeout=settings.REDIS_POOL_TIMEOUT,
+            max_connections=chat_settings.REDIS_MAX_CONNECTIONS,
+            timeout=chat_settings.REDIS_POOL_TIMEOUT,
             **_CLIENT_OPTIONS,
         )
         return aioredis.Redis(connection_pool=pool)
     options = {k: v for k, v in host.items() if k not in ("sentinels", "master_name")}
     sentinel = Sentinel(host["sentinels"], socket_timeout=2, socket_connect_timeout=2)
     return sentinel.master_for(
-        host["master_name"], max_connections=settings.REDIS_MAX_CONNECTIONS, **_CLIENT_OPTIONS, **options
+        host["master_name"], max_connections=chat_settings.REDIS_MAX_CONNECTIONS, **_CLIENT_OPTIONS, **options
     )
 
 
@@ -85,7 +85,7 @@ def all_redis() -> list[aioredis.Redis]:
     loop = asyncio.get_running_loop()
     clients = _clients.get(loop)
     if clients is None:
-        clients = _clients[loop] = [_connect(host) for host in settings.REDIS_LAYER_HOSTS]
+        clients = _clients[loop] = [_connect(host) for host in chat_settings.REDIS_LAYER_HOSTS]
     return clients
 
 

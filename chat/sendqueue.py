@@ -13,11 +13,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from django.conf import settings
-
-from chat import metrics
-from chat.flow import FlowControl, OutFrame
-from chat.lifecycle import CLOSE_TOO_SLOW
+from chatcluster import metrics
+from chatcluster.conf import chat_settings
+from chatcluster.flow import FlowControl, OutFrame
+from chatcluster.lifecycle import CLOSE_TOO_SLOW
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ class SendQueue:
             return
         if self.outbox is None:
             self.outbox = deque()
-        if len(self.outbox) >= settings.SEND_QUEUE_MAX:
+        if len(self.outbox) >= chat_settings.SEND_QUEUE_MAX:
             # The client stopped reading. Holding more would grow the node without bound;
             # it reconnects and recovers what it missed with `since`.
             logger.info("closing %s (%s): %d frames waiting", self.conn, self.user, len(self.outbox))

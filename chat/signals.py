@@ -1,57 +1,20 @@
-"""Tell every node when a user's sockets lose access: logout, deactivation, removal.
+"""Signals for host code: a message was posted, edited or deleted.
 
-The broadcast is a hint that acts at once; each node's access review re-checks every
-socket against the database within CHAT_ACCESS_RECHECK seconds if it is lost.
+Each is sent once per change, on the node that made it, after the change is stored and
+broadcast, with the frame clients got (`message`: type, room, seq, user, body, ts):
+
+    @receiver(message_posted)
+    def index_it(sender, *, room, seq, user, message, **kwargs): ...
+
+Receivers may be sync or async. They run outside the publish path, in the order of the
+room's seq, so a slow one delays no ack; an exception in one is logged and skips
+nothing else.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
+from django.dispatch import Signal
 
-from asgiref.sync import async_to_sync
-from django.contrib.auth import get_user_model
-from django.contrib.auth.signals import user_logged_out
-from django.db import transaction
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
-from django.http import HttpRequest
-
-from chat import broadcast
-from chat.models import Membership, Room
-
-logger = logging.getLogger(__name__)
-
-
-def _broadcast_after_commit(send: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-    def run() -> None:
-        try:
-            async_to_sync(send)(*args)
-        except Exception as exc:
-            logger.warning(
-                "%s%r not broadcast (%r); nodes apply it at their next access review", send.__name__, args, exc
-            )
-
-    transaction.on_commit(run)
-
-
-@receiver(user_logged_out)
-def close_sockets_of_the_session(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    if user is not None and request.session.session_key:
-        _broadcast_after_commit(broadcast.publish_revoke, user.pk, request.session.session_key)
-
-
-@receiver(post_save, sender=get_user_model())
-def close_sockets_of_an_inactive_user(sender: Any, instance: Any, **kwargs: Any) -> None:
-    if not instance.is_active:
-        _broadcast_after_commit(broadcast.publish_revoke, instance.pk, None)
-
-
-@receiver(post_delete, sender=Membership)
-def end_subscriptions_of_a_removed_member(sender: Any, instance: Membership, **kwargs: Any) -> None:
-    try:
-        slug = instance.room.slug
-    except Room.DoesNotExist:
-        return  # the room itself is being deleted
-    _broadcast_after_commit(broadcast.publish_evict, instance.user_id, slug)
+message_posted = Signal()
+message_edited = Signal()
+message_deleted = Signal()

@@ -15,14 +15,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 
-from chat.feeds import RoomFeed
-from chat.lifecycle import LocalSockets
-from chat.presence_diffs import publish_presence, send_presence_now
-from chat.redis import shard_count
-from chat.services.access import access_review
-from chat.services.liveness import (
+from chatcluster.conf import chat_settings
+from chatcluster.feeds import RoomFeed
+from chatcluster.lifecycle import LocalSockets
+from chatcluster.presence_diffs import publish_presence, send_presence_now
+from chatcluster.redis import shard_count
+from chatcluster.services.access import access_review
+from chatcluster.services.liveness import (
     held_shard,
     liveness_release,
     liveness_renew,
@@ -31,7 +31,7 @@ from chat.services.liveness import (
     presence_entry,
     socket_entry,
 )
-from chat.services.nodes import NodeInfo, node_forget, node_heartbeat
+from chatcluster.services.nodes import NodeInfo, node_forget, node_heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ async def register(node: LocalNode) -> None:
     """Write this node's entry in the node registry."""
     await node_heartbeat(
         info=NodeInfo(
-            node_id=settings.NODE_ID,
-            address=f"127.0.0.1:{settings.NODE_PORT}" if settings.NODE_PORT else "",
+            node_id=chat_settings.NODE_ID,
+            address=f"127.0.0.1:{chat_settings.NODE_PORT}" if chat_settings.NODE_PORT else "",
             pid=os.getpid(),
             started_at=node.started_at,
             connections=len(node.sockets),
@@ -158,7 +158,7 @@ async def heartbeat_loop(node: LocalNode) -> None:
     # the number of sockets: an idle socket costs Redis nothing. A lease survives two
     # lost renewals. Jitter keeps the nodes of a cluster from renewing in lockstep.
     while True:
-        await asyncio.sleep(settings.PRESENCE_TTL / 3 * random.uniform(0.8, 1.0))
+        await asyncio.sleep(chat_settings.PRESENCE_TTL / 3 * random.uniform(0.8, 1.0))
         try:
             await heartbeat(node)
         except asyncio.CancelledError:
@@ -199,7 +199,7 @@ async def review_access(node: LocalNode) -> None:
 
 async def access_loop(node: LocalNode) -> None:
     while True:
-        await asyncio.sleep(settings.CHAT_ACCESS_RECHECK * random.uniform(0.8, 1.0))
+        await asyncio.sleep(chat_settings.CHAT_ACCESS_RECHECK * random.uniform(0.8, 1.0))
         if not node.sockets:
             continue
         try:
@@ -212,4 +212,4 @@ async def access_loop(node: LocalNode) -> None:
 
 async def forget() -> None:
     """Remove this node's entry from the node registry (a drained node, as it exits)."""
-    await node_forget(node_id=settings.NODE_ID)
+    await node_forget(node_id=chat_settings.NODE_ID)

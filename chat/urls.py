@@ -3,9 +3,9 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from chat import api, views
+from chatcluster import api, views
 
-app_name = "chat"
+app_name = "chatcluster"
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -22,6 +22,6 @@ urlpatterns = [
 
 # Django's own views under their usual names, so `{% url 'login' %}` works.
 auth_urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(template_name="chatcluster/login.html"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
-from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+
+from chatcluster.conf import chat_settings
 
 
 @login_required
@@ -18,18 +19,26 @@ def index(request: HttpRequest, slug: str = "") -> HttpResponse:
         "config": {
             "user": request.user.get_username(),
             "room": slug,
-            "maxBody": settings.CHAT_MAX_BODY,
+            "maxBody": chat_settings.CHAT_MAX_BODY,
         },
     }
-    return render(request, "chat/index.html", context)
+    return render(request, "chatcluster/index.html", context)
+
+
+class SignupForm(UserCreationForm):
+    """Django's sign-up form for whichever user model the host uses (AUTH_USER_MODEL)."""
+
+    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]
+        model = get_user_model()
+        fields = (get_user_model().USERNAME_FIELD,)
 
 
 def signup(request: HttpRequest) -> HttpResponse:
-    if not settings.SIGNUP_ENABLED:
+    if not chat_settings.CHAT_SIGNUP_ENABLED:
         raise Http404("Sign-up is switched off on this server.")
-    form: UserCreationForm[User] = UserCreationForm(request.POST or None)
+    form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect(request.GET.get("next") or settings.LOGIN_REDIRECT_URL)
-    return render(request, "registration/signup.html", {"form": form})
+    return render(request, "chatcluster/signup.html", {"form": form})

@@ -18,13 +18,13 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
-from django.conf import settings
 
-from chat import metrics, upkeep
-from chat.broadcast import CONTROL_GROUP, EVENT_PROBE, room_group
-from chat.feeds import RoomFeed
-from chat.redis import all_redis
-from chat.services.messages import message_last_seqs
+from chatcluster import metrics, upkeep
+from chatcluster.broadcast import CONTROL_GROUP, EVENT_PROBE, room_group
+from chatcluster.conf import chat_settings
+from chatcluster.feeds import RoomFeed
+from chatcluster.redis import all_redis
+from chatcluster.services.messages import message_last_seqs
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +108,13 @@ class Watchdog:
     async def loop(self) -> None:
         while True:
             try:
-                async with asyncio.timeout(settings.CHAT_TAIL_CHECK):
+                async with asyncio.timeout(chat_settings.CHAT_TAIL_CHECK):
                     await self.wake.wait()
             except TimeoutError:
                 pass
             self.wake.clear()
             try:
-                async with asyncio.timeout(settings.CHAT_WATCH_TIMEOUT):
+                async with asyncio.timeout(chat_settings.CHAT_WATCH_TIMEOUT):
                     await self.check_redis()
             except asyncio.CancelledError:
                 raise
@@ -130,7 +130,7 @@ class Watchdog:
                 metrics.REDIS_ERRORS.labels("watchdog").inc()
                 self.broken = True
             try:
-                async with asyncio.timeout(settings.CHAT_WATCH_TIMEOUT):
+                async with asyncio.timeout(chat_settings.CHAT_WATCH_TIMEOUT):
                     await check_tails(self.node.feeds)
             except asyncio.CancelledError:
                 raise

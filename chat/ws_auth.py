@@ -17,9 +17,9 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
-from chat.errors import BACKEND_DOWN, ChatError
-from chat.lifecycle import CLOSE_ORIGIN, CLOSE_TRY_AGAIN, CLOSE_UNAUTHENTICATED
-from chat.services.tokens import token_user
+from chatcluster.errors import BACKEND_DOWN, ChatError
+from chatcluster.lifecycle import CLOSE_ORIGIN, CLOSE_TRY_AGAIN, CLOSE_UNAUTHENTICATED
+from chatcluster.services.tokens import token_user
 
 
 def origin_allowed(origin: str | None) -> bool:
@@ -30,7 +30,12 @@ def origin_allowed(origin: str | None) -> bool:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return False
     host, _port = split_domain_port(parts.netloc)
-    return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        # What Django's own host check allows in this case (HttpRequest.get_host): a
+        # fresh `startproject` works on localhost without configuring anything.
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return bool(host) and validate_host(host, allowed)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

@@ -1,4 +1,7 @@
-"""ASGI entry point: HTTP goes to Django, `/ws/` to the chat consumer."""
+"""ASGI entry point: HTTP goes to Django, WebSockets to the chat app's routes.
+
+The same five lines a host project writes (docs/integrate.md).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +10,16 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+# Before anything imports models: it sets Django up.
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import path  # noqa: E402
 
-from chat.admission import AdmissionMiddleware  # noqa: E402
-from chat.consumers import ChatConsumer  # noqa: E402
-from chat.ws_auth import WebSocketAuthMiddleware  # noqa: E402
+from chatcluster.routing import ChatMiddlewareStack, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AdmissionMiddleware(WebSocketAuthMiddleware(URLRouter([path("ws/", ChatConsumer.as_asgi())]))),
+        "websocket": ChatMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

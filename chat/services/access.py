@@ -18,7 +18,8 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.utils import timezone
 
-from chat.models import Membership, Room
+from chatcluster.models import Membership, Room
+from chatcluster.policy import policy_is_default, room_policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,9 @@ def access_review(*, grants: list[Grant], subscriptions: list[tuple[str, int, st
             grant.session_key is not None and grant.session_key not in live_sessions
         ):
             review.revoked.add(grant.conn)
+    if not policy_is_default():
+        review.evicted = _unreadable(subscriptions)
+        return review
     private = set(
         Room.objects.filter(slug__in={room for _, _, room in subscriptions}, is_private=True).values_list(
             "slug", flat=True
@@ -112,3 +116,19 @@ def access_review(*, grants: list[Grant], subscriptions: list[tuple[str, int, st
     )
     review.evicted = [(conn, room) for conn, user_id, room in watched if (room, user_id) not in members]
     return review
+
+
+def _unreadable(subscriptions: list[tuple[str, int, str]]) -> list[tuple[str, str]]:
+    """(conn, room) of the subscriptions a host's own policy no longer lets their user read."""
+    policy = room_policy()
+    rooms = Room.objects.in_bulk({room for _, _, room in subscriptions}, field_name="slug")
+    users = get_user_model().objects.in_bulk({user_id for _, user_id, _ in subscriptions})
+    verdicts: dict[tuple[int, str], bool] = {}
+    evicted = []
+    for conn, user_id, slug in subscriptions:
+        if (user_id, slug) not in verdicts:
+            room, user = rooms.get(slug), users.get(user_id)
+            verdicts[user_id, slug] = room is not None and user is not None and policy.can_read(user=user, room=room)
+        if not verdicts[user_id, slug]:
+            evicted.append((conn, slug))
+    return evicted

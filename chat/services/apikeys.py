@@ -9,8 +9,8 @@ import secrets
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from chat.errors import ChatError
-from chat.models import ApiKey
+from chatcluster.errors import ChatError
+from chatcluster.models import ApiKey
 
 PREFIX_LENGTH = 12
 

@@ -7,10 +7,9 @@ closed socket frees its place at once, a dead node's sockets when its lease laps
 
 from __future__ import annotations
 
-from django.conf import settings
-
-from chat.redis import get_script, user_shard
-from chat.services.liveness import INSTANCE, LUA_COMMON, socket_entry
+from chatcluster.conf import chat_settings
+from chatcluster.redis import get_script, user_shard
+from chatcluster.services.liveness import INSTANCE, LUA_COMMON, socket_entry
 
 # ARGV: user id, conn, limit, held entry, instance. Returns 1 and records the
 # connection, or 0 when the user is at the limit already.
@@ -41,7 +40,7 @@ async def connection_open(*, user_id: int, conn: str, instance: str = INSTANCE) 
     """Count a new socket of `user_id`; False when they already hold CHAT_MAX_SOCKETS_PER_USER."""
     entry = socket_entry(user_id=user_id, conn=conn)
     opened = await get_script(_OPEN, user_shard(user_id))(
-        args=[user_id, conn, settings.CHAT_MAX_SOCKETS_PER_USER, entry, instance]
+        args=[user_id, conn, chat_settings.CHAT_MAX_SOCKETS_PER_USER, entry, instance]
     )
     return bool(int(opened))
 

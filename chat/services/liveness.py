@@ -31,10 +31,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from django.conf import settings
-
-from chat import metrics
-from chat.redis import get_script, room_shard, shard_count, user_shard
+from chatcluster import metrics
+from chatcluster.conf import chat_settings
+from chatcluster.redis import get_script, room_shard, shard_count, user_shard
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +158,7 @@ BATCH = 500
 
 # This process's identity in the leases. A node restarted with the same NODE_ID is a new
 # instance, so the old one's entries are swept rather than taken over by mistake.
-INSTANCE = f"{settings.NODE_ID}~{uuid.uuid4().hex[:8]}"
+INSTANCE = f"{chat_settings.NODE_ID}~{uuid.uuid4().hex[:8]}"
 
 
 def presence_entry(*, room: str, user: str, conn: str) -> str:
@@ -197,7 +196,7 @@ async def per_shard(where: str, calls: dict[int, Callable[[], Awaitable[Any]]]) 
 async def liveness_renew(*, instance: str = INSTANCE) -> list[int]:
     """Extend this instance's lease on every shard; returns the shards where it had lapsed."""
     now = time.time()
-    expiry = now + settings.PRESENCE_TTL
+    expiry = now + chat_settings.PRESENCE_TTL
 
     def call(shard: int) -> Callable[[], Awaitable[Any]]:
         return lambda: get_script(_RENEW, shard)(args=[instance, expiry, now])

@@ -8,15 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from chat import protocol
-from chat.errors import ChatError
-from chat.models import Membership, Message, Room
-from chat.services.rooms import room_check_slug, room_resolve
+from chatcluster import protocol
+from chatcluster.conf import chat_settings
+from chatcluster.errors import ChatError
+from chatcluster.models import Membership, Message, Room
+from chatcluster.policy import policy_is_default
+from chatcluster.services.rooms import room_check_slug, room_resolve
 
 # C0/C1 controls other than tab and newline, and the bidi embedding, override and
 # isolate characters that can make a body spoof the layout around it.
@@ -39,8 +40,8 @@ def message_clean_body(*, body: str) -> str:
     cleaned = _UNSAFE.sub("", body).strip()
     if not cleaned:
         raise ChatError("bad_request", "body is empty")
-    if len(cleaned) > settings.CHAT_MAX_BODY:
-        raise ChatError("too_large", f"body is longer than {settings.CHAT_MAX_BODY} characters")
+    if len(cleaned) > chat_settings.CHAT_MAX_BODY:
+        raise ChatError("too_large", f"body is longer than {chat_settings.CHAT_MAX_BODY} characters")
     return cleaned
 
 
@@ -94,7 +95,7 @@ def message_create(*, room: Room, author: User, body: str, key: str | None = Non
 
 def message_publish(*, slug: str, author: User, body: str, key: str | None = None) -> PostedMessage:
     """Publish into the room `slug` on behalf of `author`, if they may."""
-    room = room_resolve(slug=slug, user=author, create=True)
+    room = room_resolve(slug=slug, user=author, create=True, publish=True)
     return message_create(room=room, author=author, body=body, key=key)
 
 
@@ -104,6 +105,8 @@ class PublishRequest:
     author: User
     body: str
     key: str | None = None
+    # False for host code that publishes on its own authority (chatcluster.host).
+    rate_limited: bool = True
 
 
 def message_publish_batch(*, requests: Sequence[PublishRequest]) -> list[PostedMessage | ChatError]:
@@ -163,14 +166,16 @@ def _rooms_for(requests: Sequence[PublishRequest], outcomes: list[PostedMessage 
             Membership.objects.filter(room_id__in=private, user_id__in=users).values_list("room_id", "user_id")
         )
     rooms: dict[int, int] = {}
+    default = policy_is_default()
     for i, request in enumerate(requests):
         if outcomes[i] is not None:
             continue
         room = found.get(request.slug)
         try:
-            if room is None or (room[1] and (room[0], request.author.pk) not in members):
-                # Rare: a room to create, or a refusal to word exactly as room_resolve does.
-                resolved = room_resolve(slug=request.slug, user=request.author, create=True)
+            if room is None or not default or (room[1] and (room[0], request.author.pk) not in members):
+                # A room to create, a host's own policy to ask, or a refusal to word exactly
+                # as room_resolve does.
+                resolved = room_resolve(slug=request.slug, user=request.author, create=True, publish=True)
                 room = found[request.slug] = (resolved.pk, resolved.is_private)
                 members.add((resolved.pk, request.author.pk))
             rooms[i] = room[0]
@@ -258,7 +263,7 @@ def message_frames_after(*, room: Room, after: int, upto: int | None = None) -> 
     messages = Message.objects.raw(
         f"SELECT id, seq, author_name, body, created_at FROM {table}"
         f" WHERE room_id = %s AND seq > %s{bound} ORDER BY seq LIMIT %s",
-        [room.pk, after, *([] if upto is None else [upto]), settings.CHAT_RECOVERY_MAX],
+        [room.pk, after, *([] if upto is None else [upto]), chat_settings.CHAT_RECOVERY_MAX],
     )
     return [_frame_of(m, room.slug) for m in messages]
 
@@ -269,13 +274,13 @@ def message_frames_between(*, slug: str, after: int, before: int) -> list[tuple[
     if room is None:
         return []
     messages = Message.objects.filter(room=room, seq__gt=after, seq__lt=before).order_by("seq")
-    return [(m.seq, _frame_of(m, slug)) for m in messages[: settings.CHAT_RECOVERY_MAX]]
+    return [(m.seq, _frame_of(m, slug)) for m in messages[: chat_settings.CHAT_RECOVERY_MAX]]
 
 
 def message_history(*, slug: str, user: User, before: int | None, limit: int) -> list[dict[str, object]]:
     """Up to `limit` messages before seq `before` (newest when None), oldest first."""
     room = room_resolve(slug=slug, user=user)
-    limit = max(1, min(limit, settings.CHAT_HISTORY_MAX))
+    limit = max(1, min(limit, chat_settings.CHAT_HISTORY_MAX))
     messages = Message.objects.filter(room=room)
     if before is not None:
         messages = messages.filter(seq__lt=before)

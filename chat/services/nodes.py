@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
-
-from chat.redis import all_redis, get_redis
+from chatcluster.conf import chat_settings
+from chatcluster.redis import all_redis, get_redis
 
 NODES_KEY = "chat:nodes"
 
@@ -31,7 +30,7 @@ class NodeInfo:
 
 def _ttl() -> float:
     # A node that missed three heartbeats is gone, the same rule as for presence.
-    return float(settings.PRESENCE_TTL)
+    return float(chat_settings.PRESENCE_TTL)
 
 
 async def node_heartbeat(*, info: NodeInfo) -> None:

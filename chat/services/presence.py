@@ -11,8 +11,8 @@ group), so each script touches one Redis.
 
 from __future__ import annotations
 
-from chat.redis import get_redis, get_script, room_shard
-from chat.services.liveness import INSTANCE, LUA_COMMON, presence_entry
+from chatcluster.redis import get_redis, get_script, room_shard
+from chatcluster.services.liveness import INSTANCE, LUA_COMMON, presence_entry
 
 # ARGV: room, user, conn, held entry, instance. Returns {joined (0/1), members}: the
 # joiner learns the room's list in the same round trip.

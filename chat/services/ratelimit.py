@@ -7,11 +7,10 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 
-from django.conf import settings
-
-from chat import metrics
-from chat.errors import ChatError
-from chat.redis import get_script, user_shard
+from chatcluster import metrics
+from chatcluster.conf import chat_settings
+from chatcluster.errors import ChatError
+from chatcluster.redis import get_script, user_shard
 
 # One round trip for any number of publishes: each KEYS entry takes one token from its
 # bucket in turn (a user may appear several times). Returns, per entry, 0 when a token
@@ -37,7 +36,7 @@ return waits
 
 async def ratelimit_publish_many(*, user_ids: Sequence[int]) -> list[float]:
     """Take one publish token per entry of `user_ids`: per entry, 0 if taken, else seconds to wait."""
-    if not settings.CHAT_PUBLISH_RATE or not user_ids:
+    if not chat_settings.CHAT_PUBLISH_RATE or not user_ids:
         return [0.0] * len(user_ids)
     # Each user's bucket lives on the user's shard: one user's publishes share one bucket
     # whichever node takes them. One script call per shard, all shards at once.
@@ -49,7 +48,9 @@ async def ratelimit_publish_many(*, user_ids: Sequence[int]) -> list[float]:
     async def take(shard: int, indexes: list[int]) -> list[str]:
         script = get_script(_TAKE, shard)
         keys = [f"chat:rate:publish:{user_ids[i]}" for i in indexes]
-        return list(await script(keys=keys, args=[settings.CHAT_PUBLISH_RATE, settings.CHAT_PUBLISH_BURST, now]))
+        return list(
+            await script(keys=keys, args=[chat_settings.CHAT_PUBLISH_RATE, chat_settings.CHAT_PUBLISH_BURST, now])
+        )
 
     shards = list(by_shard.items())
     answers = await asyncio.gather(*(take(shard, indexes) for shard, indexes in shards))

@@ -6,9 +6,9 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Greatest
 
-from chat.errors import ChatError
-from chat.models import ReadMarker, Room
-from chat.services.rooms import room_resolve
+from chatcluster.errors import ChatError
+from chatcluster.models import ReadMarker, Room
+from chatcluster.services.rooms import room_resolve
 
 
 def read_mark(*, slug: str, user: User, seq: int) -> int:

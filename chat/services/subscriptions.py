@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.contrib.auth.models import User
 
-from chat.errors import ChatError
-from chat.services.messages import message_frames_after
-from chat.services.rooms import room_resolve
+from chatcluster.conf import chat_settings
+from chatcluster.errors import ChatError
+from chatcluster.services.messages import message_frames_after
+from chatcluster.services.rooms import room_resolve
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def subscription_snapshot(*, slug: str, user: User, since: int | None) -> RoomSn
         raise ChatError("bad_request", f"since={since} is past the last message of {slug} ({last_seq})")
     if since is None:
         return RoomSnapshot(slug=slug, last_seq=last_seq, replay=[], recovered=None)
-    if last_seq - since > settings.CHAT_RECOVERY_MAX:
+    if last_seq - since > chat_settings.CHAT_RECOVERY_MAX:
         return RoomSnapshot(slug=slug, last_seq=last_seq, replay=[], recovered=False)
     replay = message_frames_after(room=room, after=since, upto=last_seq) if since < last_seq else []
     return RoomSnapshot(slug=slug, last_seq=last_seq, replay=replay, recovered=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core import signing
 from django.db import connection
 
-from chat.errors import ChatError
+from chatcluster.conf import chat_settings
+from chatcluster.errors import ChatError
 
 SALT = "chat.connection-token"
 
@@ -22,7 +22,7 @@ def _binding(user: User) -> str:
 
 def token_issue(*, user: User, ttl: int | None = None) -> tuple[str, int]:
     """A token for `user` and its lifetime in seconds."""
-    lifetime = int(ttl if ttl is not None else settings.TOKEN_TTL)
+    lifetime = int(ttl if ttl is not None else chat_settings.TOKEN_TTL)
     payload = {"u": user.pk, "b": _binding(user), "e": int(time.time()) + lifetime}
     return signing.dumps(payload, salt=SALT, compress=False), lifetime
 

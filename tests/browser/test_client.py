@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.browser]
 
 # Runs in a bare document of the node's origin (for its cookie): no chat page, no DOM use.
 DRIVE_CLIENT = """async (room) => {
-  const { ChatClient } = await import("/static/chat/client.js");
+  const { ChatClient } = await import("/static/chatcluster/client.js");
   const client = new ChatClient();
   const seqs = [];
   const states = [];
@@ -56,7 +56,9 @@ def test_the_protocol_client_delivers_each_message_once_across_a_dropped_socket(
     assert states[:2] == ["connecting", "online"] and "reconnecting" in states and states[-2:] == ["online", "offline"]
 
 
-@pytest.mark.parametrize("path", ["chat/client.js", "chat/app.js", "chat/ui/messages.js", "chat/app.css"])
+@pytest.mark.parametrize(
+    "path", ["chatcluster/client.js", "chatcluster/app.js", "chatcluster/ui/messages.js", "chatcluster/app.css"]
+)
 def test_static_files_are_served_by_every_node_with_debug_off(cluster: RunningCluster, path: str) -> None:
     answer = httpx.get(f"http://127.0.0.1:{cluster.node_port(0)}/static/{path}")
     assert answer.status_code == 200

@@ -30,7 +30,7 @@ def test_html_in_a_message_is_shown_as_text_and_never_runs(
         cluster,
         "xss-reader",
         before="from django.contrib.auth.models import User\n"
-        "from chat.services.apikeys import apikey_create\n"
+        "from chatcluster.services.apikeys import apikey_create\n"
         "writer = User.objects.get_or_create(username='xss-writer')[0]\n"
         "print(apikey_create(name='xss', user=writer)[1])\n",
     )

@@ -38,7 +38,7 @@ def test_a_conversation_with_several_users_is_captured_for_the_readme(
     # they leave it, as on a server holding only these rooms.
     rooms = (
         "from django.contrib.auth.models import User\n"
-        "from chat.models import Membership, Room\n"
+        "from chatcluster.models import Membership, Room\n"
         f"rooms = {ROOMS!r}\n"
         "Room.objects.exclude(slug__in=rooms).update(is_private=True)\n"
         "for slug, title in rooms.items():\n"
@@ -48,7 +48,7 @@ def test_a_conversation_with_several_users_is_captured_for_the_readme(
     )
     # alice has read general, design and leads up to here; what follows in general is unread.
     read = (
-        "from chat.services.reads import read_mark\n"
+        "from chatcluster.services.reads import read_mark\n"
         "for room in Room.objects.filter(slug__in=['general', 'design', 'leads']):\n"
         "    read_mark(slug=room.slug, user=alice, seq=room.last_seq)\n"
     )

@@ -25,11 +25,11 @@ def test_the_cluster_page_is_refused_to_non_staff() -> None:
 @pytest.mark.parametrize(
     "page",
     [
-        "/admin/chat/room/",
-        "/admin/chat/message/",
-        "/admin/chat/membership/",
-        "/admin/chat/apikey/",
-        "/admin/chat/readmarker/",
+        "/admin/chatcluster/room/",
+        "/admin/chatcluster/message/",
+        "/admin/chatcluster/membership/",
+        "/admin/chatcluster/apikey/",
+        "/admin/chatcluster/readmarker/",
     ],
 )
 def test_admin_lists_render(page: str) -> None:
@@ -39,16 +39,16 @@ def test_admin_lists_render(page: str) -> None:
 
 
 def test_read_markers_show_the_unread_count_and_cannot_be_edited() -> None:
-    from chat.models import ReadMarker, Room
+    from chatcluster.models import ReadMarker, Room
 
     reader = User.objects.create_user("reader")
     room = Room.objects.create(slug="marked", last_seq=12)
     marker = ReadMarker.objects.create(user=reader, room=room, last_read_seq=5)
     client = Client()
     client.force_login(User.objects.create_user("op", is_staff=True, is_superuser=True))
-    listing = client.get("/admin/chat/readmarker/")
+    listing = client.get("/admin/chatcluster/readmarker/")
     assert listing.status_code == 200
     assert b'<td class="field-unread">7</td>' in listing.content
-    assert client.post(f"/admin/chat/readmarker/{marker.pk}/change/", {"last_read_seq": 0}).status_code == 403
+    assert client.post(f"/admin/chatcluster/readmarker/{marker.pk}/change/", {"last_read_seq": 0}).status_code == 403
     marker.refresh_from_db()
     assert marker.last_read_seq == 5

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from chat.admission import CLOSE_TRY_AGAIN, AdmissionMiddleware, TokenBucket
+from chatcluster.admission import CLOSE_TRY_AGAIN, AdmissionMiddleware, TokenBucket
 from tests.chaos import Follower, Publisher, wait_for
 from tests.cluster import RunningCluster, start_cluster
 
@@ -24,7 +24,7 @@ def test_a_bucket_admits_its_burst_then_its_rate() -> None:
     assert [bucket.take() for _ in range(3)] == [True, True, False]
 
 
-@override_settings(CHAT_ADMIT_RATE=0.001, CHAT_ADMIT_BURST=1)
+@override_settings(CHATCLUSTER=dict(CHAT_ADMIT_RATE=0.001, CHAT_ADMIT_BURST=1))
 async def test_past_the_rate_a_handshake_is_closed_with_1013_and_a_reason_before_the_app_runs() -> None:
     reached: list[str] = []
 

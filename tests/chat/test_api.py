@@ -9,9 +9,9 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
-from chat.models import Membership, Message, Room
-from chat.services.apikeys import apikey_create
-from chat.services.tokens import token_user
+from chatcluster.models import Membership, Message, Room
+from chatcluster.services.apikeys import apikey_create
+from chatcluster.services.tokens import token_user
 
 # Committed transactions: the publish endpoint stores through the node's publisher, which
 # refreshes its database connection around each batch as a node does.
@@ -92,11 +92,11 @@ def test_metrics_answer_only_a_direct_scrape_from_an_allowed_address_or_the_toke
     refused = client.get("/metrics", REMOTE_ADDR="203.0.113.5")
     assert refused.status_code == 403 and b"METRICS_TOKEN" in refused.content
     assert b"chat_" not in refused.content
-    with override_settings(METRICS_TOKEN="scrape-secret"):
+    with override_settings(CHATCLUSTER=dict(METRICS_TOKEN="scrape-secret")):
         for headers in ({"REMOTE_ADDR": "203.0.113.5"}, {"HTTP_X_FORWARDED_FOR": "203.0.113.5"}):
             assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret", **headers).status_code == 200
             assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secreT", **headers).status_code == 403
-    with override_settings(METRICS_ALLOW=[ipaddress.ip_network("192.0.2.0/24")]):
+    with override_settings(CHATCLUSTER=dict(METRICS_ALLOW=[ipaddress.ip_network("192.0.2.0/24")])):
         assert client.get("/metrics", REMOTE_ADDR="192.0.2.7").status_code == 200
         assert client.get("/metrics").status_code == 403
 
@@ -172,14 +172,14 @@ def test_a_bearer_caller_creates_a_room_and_moves_its_read_marker_without_csrf()
     assert marked.json() == {"room": "ops", "read": 1}
 
 
-async def test_an_http_publish_reaches_sockets_in_order_with_theirs_and_shares_their_rate_limit(settings: Any) -> None:
+async def test_an_http_publish_reaches_sockets_in_order_with_theirs_and_shares_their_rate_limit(chat_conf: Any) -> None:
     # The HTTP publish goes through the node's publish pipeline, like a socket's.
     from django.test import AsyncClient
 
     from tests.chat.test_consumers import connect, next_of, send
 
-    settings.CHAT_PUBLISH_BURST = 3
-    settings.CHAT_PUBLISH_RATE = 0.01
+    chat_conf.CHAT_PUBLISH_BURST = 3
+    chat_conf.CHAT_PUBLISH_RATE = 0.01
     key = await sync_to_async(_api_key_of)("deployer")
     ws = await connect("deployer")
     await send(ws, type="subscribe", room="ops-feed")

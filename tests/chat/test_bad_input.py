@@ -19,7 +19,7 @@ import pytest
 import websockets
 from django.core import signing
 
-from chat.services.tokens import SALT
+from chatcluster.services.tokens import SALT
 from tests.cluster import Client, RunningCluster, http_status
 
 pytestmark = pytest.mark.cluster
@@ -139,7 +139,7 @@ def setup(cluster: RunningCluster) -> Iterator[dict[str, Any]]:
     tokens = cluster.tokens("bad-observer", "bad-member", *names)
     cluster.shell(
         "from django.contrib.auth.models import User\n"
-        "from chat.models import Membership, Room\n"
+        "from chatcluster.models import Membership, Room\n"
         f"room = Room.objects.create(slug={PRIVATE!r}, title='private', is_private=True)\n"
         "Membership.objects.create(room=room, user=User.objects.get(username='bad-member'))\n"
     )
@@ -208,7 +208,7 @@ async def test_handshake_refusals(cluster: RunningCluster) -> None:
     (good,) = cluster.tokens("bad-handshake")
     expired = cluster.shell(
         "from django.contrib.auth.models import User\n"
-        "from chat.services.tokens import token_issue\n"
+        "from chatcluster.services.tokens import token_issue\n"
         "print(token_issue(user=User.objects.get(username='bad-handshake'), ttl=-60)[0])\n"
     ).strip()
     payload = signing.loads(good, salt=SALT)

@@ -7,7 +7,6 @@ once, in order, and no publish was stored twice.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -22,14 +21,14 @@ import pytest
 import redis
 import websockets
 
-from chat.cluster import free_port
+from chatcluster.client import Client as ChatClient
+from chatcluster.cluster import free_port
 from tests.chaos import (
     CHAOS_ENV,
     PRESENCE_SETTLE,
     Follower,
     Publisher,
     Traffic,
-    connect,
     percentile,
     presence_converges,
     stalled_socket,
@@ -334,30 +333,20 @@ async def test_an_idempotent_retry_on_another_node_stores_one_message(chaos: Run
     (token,) = chaos.tokens("idem")
     seqs = []
     for port in node_ports(chaos)[:2]:
-        ws = await connect(port, token)
-        await ws.send(json.dumps({"type": "publish", "room": r, "body": "once", "key": "k-1", "ref": "p"}))
-        async with asyncio.timeout(10):
-            while (answer := json.loads(await ws.recv())).get("ref") != "p":
-                pass
-        assert answer["type"] == "ack", answer
-        seqs.append(answer["seq"])
-        await ws.close()
+        async with asyncio.timeout(10), ChatClient(f"ws://127.0.0.1:{port}/ws/", token) as client:
+            seqs.append(await client.publish(r, "once", key="k-1"))
     assert seqs == [1, 1]
-    ws = await connect(chaos.node_port(2), token)
-    await ws.send(json.dumps({"type": "history", "room": r, "limit": 10, "ref": "h"}))
-    async with asyncio.timeout(10):
-        while (history := json.loads(await ws.recv())).get("ref") != "h":
-            pass
-    assert [m["body"] for m in history["messages"]] == ["once"]
-    await ws.close()
+    async with asyncio.timeout(10), ChatClient(f"ws://127.0.0.1:{chaos.node_port(2)}/ws/", token) as client:
+        history = await client.history(r, limit=10)
+    assert [m.body for m in history] == ["once"]
 
 
 def store_without_broadcast(cluster: RunningCluster, slug: str, bodies: list[str]) -> None:
     """Commit messages the way a publish does, but drop their broadcast on purpose."""
     code = (
         "from django.contrib.auth.models import User\n"
-        "from chat.models import Room\n"
-        "from chat.services.messages import message_create\n"
+        "from chatcluster.models import Room\n"
+        "from chatcluster.services.messages import message_create\n"
         "author, _ = User.objects.get_or_create(username='dropper')\n"
         f"room = Room.objects.get(slug={slug!r})\n"
         f"for body in {bodies!r}:\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chat import cluster as cluster_module
-from chat.cluster import Cluster, ClusterError, render_template
+from chatcluster import cluster as cluster_module
+from chatcluster.cluster import Cluster, ClusterError, render_template
 from tests.cluster import Client, RunningCluster, http_status, wait_until
 
 pytestmark = pytest.mark.cluster

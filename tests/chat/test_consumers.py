@@ -13,8 +13,8 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.db import OperationalError
 
-from chat.models import Membership, Room
-from chat.services.tokens import token_issue
+from chatcluster.models import Membership, Room
+from chatcluster.services.tokens import token_issue
 from project.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,7 +69,7 @@ async def test_a_database_outage_at_connect_closes_1013_with_a_reason(monkeypatc
     def database_away(**kwargs: Any) -> None:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("chat.ws_auth.token_user", database_away)
+    monkeypatch.setattr("chatcluster.ws_auth.token_user", database_away)
     ws = WebsocketCommunicator(application, f"/ws/?token={token}", headers=[ORIGIN])
     await ws.connect()
     closed = await ws.receive_output(5)
@@ -82,7 +82,7 @@ async def test_a_redis_outage_at_connect_closes_1013_not_1011(monkeypatch: pytes
     async def redis_away(**kwargs: Any) -> bool:
         raise redis.exceptions.ConnectionError("Connection refused")
 
-    monkeypatch.setattr("chat.consumers.connection_open", redis_away)
+    monkeypatch.setattr("chatcluster.consumers.connection_open", redis_away)
     ws = WebsocketCommunicator(application, f"/ws/?token={token}", headers=[ORIGIN])
     await ws.connect()
     closed = await ws.receive_output(5)
@@ -199,9 +199,9 @@ async def test_history_frame_returns_messages_oldest_first() -> None:
     await ws.disconnect()
 
 
-async def test_publishing_past_the_burst_is_rate_limited_with_retry_after(settings: Any) -> None:
-    settings.CHAT_PUBLISH_BURST = 3
-    settings.CHAT_PUBLISH_RATE = 1
+async def test_publishing_past_the_burst_is_rate_limited_with_retry_after(chat_conf: Any) -> None:
+    chat_conf.CHAT_PUBLISH_BURST = 3
+    chat_conf.CHAT_PUBLISH_RATE = 1
     r = room()
     ws = await connect("flood")
     answers = []

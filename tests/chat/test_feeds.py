@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chat.feeds import RoomFeed, Subscription
-from chat.flow import OutFrame
+from chatcluster.feeds import RoomFeed, Subscription
+from chatcluster.flow import OutFrame
 
 
 class Reader:
@@ -37,9 +37,9 @@ def subscriber(feed: RoomFeed, user: str = "ann", *, live: bool = True) -> list[
 
 
 @pytest.fixture(autouse=True)
-def _quick(settings: Any) -> None:
-    settings.CHAT_REORDER_WAIT = 0.01
-    settings.CHAT_WATCH_TIMEOUT = 1
+def _quick(chat_conf: Any) -> None:
+    chat_conf.CHAT_REORDER_WAIT = 0.01
+    chat_conf.CHAT_WATCH_TIMEOUT = 1
 
 
 async def settle(feed: RoomFeed) -> None:

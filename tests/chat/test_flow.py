@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chat.flow import Gate
+from chatcluster.flow import Gate
 
 
 async def test_a_gate_wakes_its_waiters_and_keeps_nothing_when_idle() -> None:

@@ -11,15 +11,13 @@ import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chat.hub import Hub
-from project.settings import layer_connection
+from chatcluster.conf import chat_settings, layer_connection
+from chatcluster.hub import Hub
 from tests.chaos import wait_for
 from tests.redis_servers import RedisServer
 
 
-async def test_renewing_the_channel_while_redis_is_frozen_fails_in_bounded_time_and_works_once_it_answers(
-    settings: Any,
-) -> None:
+async def test_renewing_the_channel_while_redis_is_frozen_fails_in_bounded_time_and_works_once_it_answers() -> None:
     # The sharding test's flake: Redis came back empty, and the watchdog's restore waited on
     # a reconnect to a Redis that accepted but did not answer yet, with no reply timeout.
     # Here that Redis is frozen (SIGSTOP) to make the window as long as needed.
@@ -45,7 +43,7 @@ async def test_renewing_the_channel_while_redis_is_frozen_fails_in_bounded_time_
         os.kill(server.process.pid, signal.SIGSTOP)
         try:
             # It cannot succeed while Redis is frozen, but it must give up by itself.
-            async with asyncio.timeout(settings.REDIS_SOCKET_TIMEOUT * 2 + 2):
+            async with asyncio.timeout(chat_settings.REDIS_SOCKET_TIMEOUT * 2 + 2):
                 with pytest.raises(RedisTimeoutError):
                     await hub.renew_channel()
         finally:

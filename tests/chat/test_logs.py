@@ -12,7 +12,8 @@ import pytest
 from django.conf import settings
 from pythonjsonlogger.json import JsonFormatter
 
-from chat.logs import REDACTED, ContextFilter, redact
+from chatcluster.conf import chat_settings
+from chatcluster.logs import REDACTED, ContextFilter, redact
 from tests.cluster import Client, RunningCluster
 
 
@@ -42,7 +43,7 @@ def test_a_connect_line_with_a_token_is_logged_redacted_with_the_node_id(
     logger, stream = json_lines
     logger.info("WSCONNECT %s", "/ws/?token=abc.SECRET-1&x=1")
     (line,) = lines(stream)
-    assert line["node_id"] == settings.NODE_ID and line["level"] == "INFO"
+    assert line["node_id"] == chat_settings.NODE_ID and line["level"] == "INFO"
     assert line["message"] == f"WSCONNECT /ws/?token={REDACTED}&x=1"
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chat import protocol
-from chat.errors import ChatError
+from chatcluster import protocol
+from chatcluster.errors import ChatError
 
 
 def test_subscribe_with_since_parses_into_a_typed_command() -> None:

@@ -7,11 +7,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
-from chat import publisher as publisher_module
-from chat.errors import ChatError
-from chat.models import Message
-from chat.publisher import Publisher
-from chat.services.messages import PublishRequest
+from chatcluster import publisher as publisher_module
+from chatcluster.errors import ChatError
+from chatcluster.models import Message
+from chatcluster.publisher import Publisher
+from chatcluster.services.messages import PublishRequest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,8 +30,8 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sizes
 
 
-async def test_concurrent_publishes_share_batches_and_keep_their_order(batches: list[int], settings: Any) -> None:
-    settings.CHAT_PUBLISH_RATE = 0
+async def test_concurrent_publishes_share_batches_and_keep_their_order(batches: list[int], chat_conf: Any) -> None:
+    chat_conf.CHAT_PUBLISH_RATE = 0
     alice = await sync_to_async(User.objects.create_user)("alice")
     publisher = Publisher()
     posted = await asyncio.gather(
@@ -54,8 +54,8 @@ async def test_a_refusal_reaches_only_its_own_publisher(batches: list[int]) -> N
     assert isinstance(bad, ChatError) and bad.code == "bad_request"
 
 
-async def test_publishes_past_the_users_budget_are_refused_within_the_batch(batches: list[int], settings: Any) -> None:
-    settings.CHAT_PUBLISH_RATE, settings.CHAT_PUBLISH_BURST = 1, 3
+async def test_publishes_past_the_users_budget_are_refused_within_the_batch(batches: list[int], chat_conf: Any) -> None:
+    chat_conf.CHAT_PUBLISH_RATE, chat_conf.CHAT_PUBLISH_BURST = 1, 3
     alice = await sync_to_async(User.objects.create_user)("alice")
     publisher = Publisher()
     outcomes = await asyncio.gather(

@@ -9,33 +9,25 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from channels.layers import channel_layers, get_channel_layer
-from django.conf import settings
 
-from chat.broadcast import room_group
-from chat.redis import room_shard, shard_count, user_shard
-from chat.seams.channels_redis import group_shard_index
-from chat.services.connections import connection_open
-from chat.services.liveness import LEASES_KEY, liveness_renew, liveness_sweep
-from chat.services.presence import presence_join, presence_list
-from chat.services.ratelimit import ratelimit_publish
-from chat.services.typing import typing_allowed
+from chatcluster import broadcast
+from chatcluster.broadcast import room_group
+from chatcluster.redis import room_shard, shard_count, user_shard
+from chatcluster.seams.channels_redis import group_shard_index
+from chatcluster.services.connections import connection_open
+from chatcluster.services.liveness import LEASES_KEY, liveness_renew, liveness_sweep
+from chatcluster.services.presence import presence_join, presence_list
+from chatcluster.services.ratelimit import ratelimit_publish
+from chatcluster.services.typing import typing_allowed
 from tests.redis_servers import RedisServer
 
 
 @pytest.fixture
-def shards() -> Iterator[list[RedisServer]]:
-    """Two fresh Redis servers; settings and the channel layer shard over them."""
+def shards(chat_conf: Any) -> Iterator[list[RedisServer]]:
+    """Two fresh Redis servers; the app's clients and its channel layer shard over them."""
     servers = [RedisServer().start(), RedisServer().start()]
-    saved = settings.REDIS_URL, settings.REDIS_URLS, settings.REDIS_LAYER_HOSTS
-    urls = [server.url for server in servers]
-    settings.REDIS_URL, settings.REDIS_URLS, settings.REDIS_LAYER_HOSTS = urls[0], urls, urls
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = urls
-    channel_layers.backends.clear()
+    chat_conf.REDIS_URL = [server.url for server in servers]
     yield servers
-    settings.REDIS_URL, settings.REDIS_URLS, settings.REDIS_LAYER_HOSTS = saved
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = list(saved[2])
-    channel_layers.backends.clear()
     for server in servers:
         server.stop()
 
@@ -62,7 +54,7 @@ async def sweep_until(count: int, timeout: float = 5) -> list[tuple[str, str]]:
 
 
 async def test_a_rooms_shard_is_the_one_the_channel_layer_publishes_its_group_on(shards: list[RedisServer]) -> None:
-    layer: Any = get_channel_layer()
+    layer: Any = broadcast.layer()
     for _ in range(50):
         slug = uuid.uuid4().hex[:10]
         assert group_shard_index(layer, room_group(slug)) == room_shard(slug)
@@ -84,8 +76,8 @@ async def test_a_rooms_presence_lives_on_the_rooms_shard_only(shards: list[Redis
         assert not shards[1 - shard].client().exists(f"chat:online:{slug}")
 
 
-async def test_leases_and_sweep_cover_every_shard(shards: list[RedisServer], settings: Any) -> None:
-    settings.PRESENCE_TTL = 0.3
+async def test_leases_and_sweep_cover_every_shard(shards: list[RedisServer], chat_conf: Any) -> None:
+    chat_conf.PRESENCE_TTL = 0.3
     slugs = rooms_on(0) + rooms_on(1)
     assert await liveness_renew(instance="gone~1") == [0, 1]
     for slug in slugs:
@@ -95,8 +87,8 @@ async def test_leases_and_sweep_cover_every_shard(shards: list[RedisServer], set
     assert sorted(await sweep_until(2)) == sorted((slug, "bob") for slug in slugs)
 
 
-async def test_a_shard_that_is_down_does_not_stop_the_others_sweep(shards: list[RedisServer], settings: Any) -> None:
-    settings.PRESENCE_TTL = 0.3
+async def test_a_shard_that_is_down_does_not_stop_the_others_sweep(shards: list[RedisServer], chat_conf: Any) -> None:
+    chat_conf.PRESENCE_TTL = 0.3
     (alive,) = rooms_on(0)
     await liveness_renew(instance="gone~2")
     await presence_join(room=alive, user="cy", conn="c1", instance="gone~2")

@@ -84,7 +84,7 @@ async def test_removing_a_member_ends_their_subscriptions_on_every_node(cluster:
     tm, tk = cluster.tokens(member, kept)
     cluster.shell(
         "from django.contrib.auth.models import User\n"
-        "from chat.models import Membership, Room\n"
+        "from chatcluster.models import Membership, Room\n"
         f"room = Room.objects.create(slug={room!r}, title='secret', is_private=True)\n"
         f"for name in ({member!r}, {kept!r}):\n"
         "    Membership.objects.create(room=room, user=User.objects.get(username=name))\n"
@@ -94,7 +94,7 @@ async def test_removing_a_member_ends_their_subscriptions_on_every_node(cluster:
     for client in [*removed, stays]:
         assert (await client.subscribe(room))["type"] == "subscribed"
     cluster.shell(
-        "from chat.models import Membership\n"
+        "from chatcluster.models import Membership\n"
         f"Membership.objects.get(room__slug={room!r}, user__username={member!r}).delete()\n"
     )
     for client in removed:

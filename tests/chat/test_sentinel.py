@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 import redis
-from channels.layers import channel_layers, get_channel_layer
-from django.conf import settings
 
-from chat.redis import get_redis
+from chatcluster import broadcast
+from chatcluster.redis import get_redis
 from tests.redis_servers import RedisServer, start_sentinel
 
 MASTER = "chat"
@@ -40,7 +39,7 @@ def wait(condition: Any, timeout: float, what: str) -> None:
 
 
 @pytest.fixture
-def sentinelled(tmp_path: Path) -> Iterator[Sentinelled]:
+def sentinelled(tmp_path: Path, chat_conf: Any) -> Iterator[Sentinelled]:
     """A master, its replica and a Sentinel watching them; settings point at the Sentinel."""
     master = RedisServer().start()
     replica = RedisServer().start()
@@ -52,15 +51,9 @@ def sentinelled(tmp_path: Path) -> Iterator[Sentinelled]:
         replica.stop()
         master.stop()
         pytest.skip(f"redis-server cannot run as a Sentinel here ({exc!r}); Sentinel support is untested")
-    host = {"sentinels": [("127.0.0.1", sentinel.port)], "master_name": MASTER, "db": 0}
-    saved = settings.REDIS_LAYER_HOSTS
-    settings.REDIS_LAYER_HOSTS = [host]
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [host]
-    channel_layers.backends.clear()
+    chat_conf.REDIS_SENTINELS = f"127.0.0.1:{sentinel.port}"
+    chat_conf.REDIS_MASTER_NAME = MASTER
     yield Sentinelled(master, replica, sentinel)
-    settings.REDIS_LAYER_HOSTS = saved
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = list(saved)
-    channel_layers.backends.clear()
     for server in (sentinel, replica, master):
         server.stop()
 
@@ -69,7 +62,7 @@ async def test_our_client_and_the_channel_layer_reach_the_master_through_sentine
     key = "chat:test:" + uuid.uuid4().hex
     await get_redis().set(key, "1")
     assert sentinelled.master.client().get(key) == "1"
-    layer: Any = get_channel_layer()
+    layer: Any = broadcast.layer()
     channel = await layer.new_channel("node.")
     await layer.group_add("chat.room.sentinel", channel)
     await layer.group_send("chat.room.sentinel", {"type": "chat.test", "n": 1})

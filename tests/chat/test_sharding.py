@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from channels_redis.utils import _consistent_hash
 
-from chat.cluster import Cluster
+from chatcluster.cluster import Cluster
 from tests.chaos import Follower, Publisher, Traffic, wait_for
 from tests.cluster import Client, RunningCluster, start_cluster
 from tests.redis_servers import RedisServer

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from chat import upkeep
+from chatcluster import upkeep
 
 
 async def test_a_write_back_that_fails_is_tried_again_at_the_next_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:

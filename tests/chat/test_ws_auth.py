@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from chat.ws_auth import origin_allowed
+from chatcluster.ws_auth import origin_allowed
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chat.cluster import ClusterError, nginx_binary
+from chatcluster.cluster import ClusterError, nginx_binary
 
 # apt-get may have to download the package index first; a dead network fails well within this.
 INSTALL_TIMEOUT = 300

@@ -23,8 +23,9 @@ import yaml
 from django.conf import settings
 from prometheus_client import REGISTRY
 
-import chat.metrics  # noqa: F401 - registers the metrics the dashboard may query
-from chat.cluster import Cluster
+import chatcluster.metrics  # noqa: F401 - registers the metrics the dashboard may query
+from chatcluster.cluster import Cluster
+from chatcluster.conf import KEYS
 
 ROOT = Path(settings.BASE_DIR)
 # The oldest Kubernetes the manifests promise to work on (autoscaling/v2, policy/v1 and
@@ -68,11 +69,9 @@ def one(kind: str, *, where: Path = K8S) -> dict[str, Any]:
 
 
 def setting_bounds(name: str) -> tuple[float, float | None]:
-    """The default and maximum of an env_number setting, read from project/settings.py."""
-    source = (ROOT / "project" / "settings.py").read_text()
-    match = re.search(rf'^{name} = env_\w+\("{name}", ([\d.]+)(?:, [^)]*?maximum=([\d.]+))?', source, re.M)
-    assert match, f"{name} not found in project/settings.py"
-    return float(match.group(1)), float(match.group(2)) if match.group(2) else None
+    """The default and maximum of a number setting, as the app declares it (chatcluster.conf.KEYS)."""
+    key = KEYS[name]
+    return float(key.default), key.maximum  # type: ignore[arg-type]
 
 
 def documented_node_command() -> list[str]:
@@ -281,7 +280,7 @@ def test_the_production_nginx_config_balances_the_compose_nodes() -> None:
     assert sorted(servers) == sorted(node_services())
 
 
-NGINX_CONFIGS = [DEPLOY / "nginx" / "nginx.conf", DEPLOY / "nginx" / "cluster.conf.template"]
+NGINX_CONFIGS = [DEPLOY / "nginx" / "nginx.conf", ROOT / "chat" / "cluster_files" / "nginx.conf.template"]
 
 
 @pytest.mark.parametrize("path", NGINX_CONFIGS, ids=lambda p: p.name)

@@ -1,7 +1,7 @@
 """nginx in front of a real cluster: WebSockets pass, the route cookie pins, a drain sheds sockets.
 
 The cluster is `runcluster --balancer nginx` with the config rendered from
-deploy/nginx/cluster.conf.template, three daphne nodes and the test Redis.
+chat/cluster_files/nginx.conf.template, three daphne nodes and the test Redis.
 """
 
 from __future__ import annotations

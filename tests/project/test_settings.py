@@ -55,63 +55,11 @@ def settled_value(tmp: Path, expression: str, **env: str) -> str:
     return result.stdout.strip()
 
 
-def test_several_redis_urls_become_the_channel_layers_shards(tmp_path: Path) -> None:
-    urls = "redis://10.0.0.1:6379/0, redis://10.0.0.2:6379/0"
-    expression = "(s.REDIS_URL, [h['address'] for h in s.CHANNEL_LAYERS['default']['CONFIG']['hosts']])"
-    assert settled_value(tmp_path, expression, REDIS_URL=urls) == repr(
-        ("redis://10.0.0.1:6379/0", ["redis://10.0.0.1:6379/0", "redis://10.0.0.2:6379/0"])
-    )
-
-
-def test_sentinels_and_master_names_become_one_shard_per_master(tmp_path: Path) -> None:
-    hosts = settled_value(
-        tmp_path,
-        "s.REDIS_LAYER_HOSTS",
-        REDIS_SENTINELS="10.0.0.5:26379,10.0.0.6:26379",
-        REDIS_MASTER_NAME="chat-a,chat-b",
-        REDIS_URL="redis://:pw@ignored:6379/2",
-    )
-    sentinels = [("10.0.0.5", 26379), ("10.0.0.6", 26379)]
-    assert hosts == repr(
-        [{"sentinels": sentinels, "master_name": name, "db": 2, "password": "pw"} for name in ("chat-a", "chat-b")]
-    )
-
-
-def test_channel_layer_connections_time_out_opening_and_closing(tmp_path: Path) -> None:
-    # redis-py waits for a closing socket only this long; without it a close can hang.
-    hosts = settled_value(
-        tmp_path,
-        '[{k: v for k, v in h.items() if k != "retry"} for h in s.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]]',
-        REDIS_URL="redis://10.0.0.1:6379/0,redis://10.0.0.2:6379/0",
-        REDIS_CONNECT_TIMEOUT="3",
-        REDIS_SOCKET_TIMEOUT="4",
-    )
-    expected = [
-        {"address": f"redis://10.0.0.{i}:6379/0", "socket_connect_timeout": 3.0, "socket_timeout": 4.0} for i in (1, 2)
-    ]
-    assert hosts == repr(expected)
-
-
-def test_channel_layer_connections_retry_as_many_times_as_redis_retries_says(tmp_path: Path) -> None:
-    retry = 'next(iter(s.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]))["retry"]'
-    assert settled_value(tmp_path, f"{retry}.get_retries()", REDIS_RETRIES="4") == "4"
-
-
-def test_sentinels_without_a_master_name_refuse_to_start(tmp_path: Path) -> None:
-    result = settings_value(tmp_path, "s.REDIS_LAYER_HOSTS", REDIS_SENTINELS="10.0.0.5:26379")
-    assert result.returncode != 0 and "REDIS_MASTER_NAME" in result.stderr
-
-
 def test_log_format_is_json_or_text(tmp_path: Path) -> None:
     assert settings_value(tmp_path, "s.LOG_FORMAT", LOG_FORMAT="text").stdout.strip() == "'text'"
     # Not a terminal here: JSON lines by default.
     assert settings_value(tmp_path, "s.LOG_FORMAT").stdout.strip() == "'json'"
     assert "LOG_FORMAT" in settings_value(tmp_path, "s.LOG_FORMAT", LOG_FORMAT="xml").stderr
-
-
-def test_a_sentinel_address_without_a_port_refuses_to_start(tmp_path: Path) -> None:
-    result = settings_value(tmp_path, "s.REDIS_SENTINELS", REDIS_SENTINELS="sentinel-a", REDIS_MASTER_NAME="chat")
-    assert result.returncode != 0 and "host:port" in result.stderr
 
 
 def pool_settings_in(tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -145,10 +93,3 @@ def test_db_pool_leaves_sqlite_alone(tmp_path: Path) -> None:
     result = pool_settings_in(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", DB_POOL="true")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(60, None)"
-
-
-def test_metrics_allow_takes_networks_and_refuses_a_bad_one_by_name(tmp_path: Path) -> None:
-    allowed = settled_value(tmp_path, "[str(n) for n in s.METRICS_ALLOW]", METRICS_ALLOW="10.0.0.0/8, 2001:db8::1")
-    assert allowed == repr(["10.0.0.0/8", "2001:db8::1/128"])
-    result = settings_value(tmp_path, "s.METRICS_ALLOW", METRICS_ALLOW="10.0.0.0/8,not-a-network")
-    assert result.returncode != 0 and "METRICS_ALLOW='10.0.0.0/8,not-a-network'" in result.stderr

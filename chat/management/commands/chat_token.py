@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chat.services.tokens import token_issue
+from chatcluster.services.tokens import token_issue
 
 
 class Command(BaseCommand):
@@ -24,11 +24,12 @@ class Command(BaseCommand):
         User = get_user_model()  # noqa: N806
         users = []
         for name in usernames:
-            user = User.objects.filter(username=name).first()
+            # The host's user model names its users by its own USERNAME_FIELD.
+            user = User.objects.filter(**{User.USERNAME_FIELD: name}).first()
             if user is None:
                 if not create:
                     raise CommandError(f"no user named {name!r}; pass --create to make it")
-                user = User.objects.create_user(username=name)  # no password: token-only
+                user = User.objects.create_user(**{User.USERNAME_FIELD: name})  # no password: token-only
             elif not user.is_active:
                 raise CommandError(f"user {name!r} is deactivated")
             users.append(user)

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from chat.services.nodes import NodeInfo, node_list
+from chatcluster.services.nodes import NodeInfo, node_list
 
 
 class Command(BaseCommand):

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chat.cluster import BALANCERS, Cluster, ClusterError, nginx_binary
+from chatcluster.cluster import BALANCERS, Cluster, ClusterError, nginx_binary
+from chatcluster.conf import chat_settings
 
 
 class Command(BaseCommand):
@@ -33,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--redis-shards",
             type=int,
-            default=settings.REDIS_SHARDS,
+            default=chat_settings.REDIS_SHARDS,
             help="private Redis instances the nodes shard over (REDIS_SHARDS, default 1); ignored with REDIS_URL",
         )
         parser.add_argument(
@@ -60,7 +61,7 @@ class Command(BaseCommand):
             port=port,
             redis_url=os.environ.get("REDIS_URL") or None,
             balancer=balancer,
-            run_dir=run_dir or settings.BASE_DIR / ".run" / f"cluster-{port}",
+            run_dir=run_dir or Path(chat_settings.CHAT_RUN_DIR) / f"cluster-{port}",
             redis_port=redis_port,
             redis_shards=redis_shards,
         )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+
+from chatcluster.conf import chat_settings
 
 
 class Command(BaseCommand):
@@ -14,16 +15,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=settings.NODE_PORT or 8001)
+        parser.add_argument("--port", type=int, default=chat_settings.NODE_PORT or 8001)
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
-        if settings.NODE_UVLOOP:
+        if chat_settings.NODE_UVLOOP:
             # Before daphne creates the loop it runs Twisted on.
             import uvloop
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         # The reactor must be installed before anything imports twisted.internet.reactor.
-        from chat.node import serve
-        from project.asgi import application
+        from channels.routing import get_default_application
 
-        serve(application=application, host=host, port=port)
+        from chatcluster.node import serve
+
+        serve(application=get_default_application(), host=host, port=port)

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from chat.services.tokens import token_user
+from chatcluster.services.tokens import token_user
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from autobahn.websocket.protocol import (
     WebSocketServerProtocol,
 )
 
-from chat.seams.autobahn import HANDSHAKE_ATTRS, frame_bytes, release_handshake, share_factory_options
+from chatcluster.seams.autobahn import HANDSHAKE_ATTRS, frame_bytes, release_handshake, share_factory_options
 from tests.chat.seams.checks import has, params, source_has
 
 FRAMES = "chat/seams/autobahn.py frame_bytes (OutFrame.wire in chat/flow.py)"
@@ -146,7 +146,7 @@ def _masked_pong(payload: bytes, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
 
 
 def test_a_cheap_ping_is_a_server_ping_frame_and_its_pong_settles_it() -> None:
-    from chat.seams.autobahn import auto_pong_overdue, send_auto_ping, take_auto_pong
+    from chatcluster.seams.autobahn import auto_pong_overdue, send_auto_ping, take_auto_pong
 
     protocol, written = _Pinged(), []
     send_auto_ping(protocol, written.append)
@@ -165,7 +165,7 @@ def test_a_cheap_ping_is_a_server_ping_frame_and_its_pong_settles_it() -> None:
 def test_connection_made_still_pretty_prints_through_the_module_name_the_node_swaps() -> None:
     from autobahn.websocket import protocol as autobahn_protocol
 
-    from chat.seams.autobahn import without_debug_pformat
+    from chatcluster.seams.autobahn import without_debug_pformat
 
     needed_by = "chat/seams/autobahn.py without_debug_pformat (chat/node.py connectionMade)"
     has(autobahn_protocol, "pformat", needed_by=needed_by)

@@ -14,8 +14,8 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from chat.consumers import ChatConsumer
-from chat.seams.channels import dispatch_direct, run_direct
+from chatcluster.consumers import ChatConsumer
+from chatcluster.seams.channels import dispatch_direct, run_direct
 from tests.chat.seams.checks import params, source_has
 
 NEEDED_BY = "ChatConsumer.dispatch (chat/seams/channels.py)"

@@ -6,9 +6,9 @@ import uuid
 
 from channels_redis import utils
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
-from django.conf import settings
 
-from chat.seams import channels_redis
+from chatcluster.conf import chat_settings
+from chatcluster.seams import channels_redis
 from tests.chat.seams.checks import has, params, source_has
 
 PIPELINE = "the pipelined publish in chat/seams/channels_redis.py (chat/broadcast.py's publish_messages)"
@@ -33,13 +33,13 @@ def test_the_pubsub_layer_still_has_its_loop_layer_shards_and_connections() -> N
 
 
 async def test_a_pipelined_publish_reaches_a_group_member_as_group_send_would() -> None:
-    layer = RedisPubSubChannelLayer(hosts=settings.REDIS_LAYER_HOSTS)
+    layer = RedisPubSubChannelLayer(hosts=chat_settings.REDIS_LAYER_HOSTS)
     group = f"seam.{uuid.uuid4().hex}"
     try:
         channel = await layer.new_channel()
         await layer.group_add(group, channel)
         assert channels_redis.group_shard_index(layer, group) == channels_redis.consistent_hash(
-            f"asgi__group__{group}", len(settings.REDIS_LAYER_HOSTS)
+            f"asgi__group__{group}", len(chat_settings.REDIS_LAYER_HOSTS)
         )
         await channels_redis.publish_pipelined(layer, [(group, {"type": "seam.test", "n": 1})])
         assert await layer.receive(channel) == {"type": "seam.test", "n": 1}

@@ -14,7 +14,7 @@ from typing import Any
 
 from daphne.ws_protocol import WebSocketProtocol
 
-from chat.seams.daphne import Inbox, OpenedRequest, release_handshake, start_application
+from chatcluster.seams.daphne import Inbox, OpenedRequest, release_handshake, start_application
 from tests.chat.seams.checks import params, source_has
 
 NODE = "chat/node.py"
@@ -252,7 +252,7 @@ def test_the_periodic_checkers_the_node_replaces_are_unchanged() -> None:
 
 
 def test_check_applications_reaps_only_what_is_due() -> None:
-    from chat.seams.daphne import check_applications
+    from chatcluster.seams.daphne import check_applications
 
     class Protocol:
         def handle_exception(self, exc: BaseException) -> None:

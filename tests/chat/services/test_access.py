@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 
-from chat.models import Membership, Room
-from chat.services.access import Grant, access_auth_hash, access_review
+from chatcluster.models import Membership, Room
+from chatcluster.services.access import Grant, access_auth_hash, access_review
 
 pytestmark = pytest.mark.django_db
 

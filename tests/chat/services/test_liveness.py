@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 import websockets
-from django.conf import settings
 
-from chat.redis import get_redis
-from chat.services.connections import connection_close, connection_open
-from chat.services.liveness import (
+from chatcluster.redis import get_redis
+from chatcluster.services.connections import connection_close, connection_open
+from chatcluster.services.liveness import (
     HELD_PREFIX,
     LEASES_KEY,
     liveness_release,
@@ -24,18 +23,16 @@ from chat.services.liveness import (
     presence_entry,
     socket_entry,
 )
-from chat.services.presence import presence_join, presence_leave, presence_list
+from chatcluster.services.presence import presence_join, presence_leave, presence_list
 from tests.redis_servers import RedisServer
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(chat_conf: Any) -> Iterator[RedisServer]:
     """A Redis of this test's own: these tests flush it and lapse leases at will."""
     server = RedisServer().start()
-    saved = settings.REDIS_URL, settings.REDIS_URLS, settings.REDIS_LAYER_HOSTS
-    settings.REDIS_URL, settings.REDIS_URLS, settings.REDIS_LAYER_HOSTS = server.url, [server.url], [server.url]
+    chat_conf.REDIS_URL = server.url
     yield server
-    settings.REDIS_URL, settings.REDIS_URLS, settings.REDIS_LAYER_HOSTS = saved
     server.stop()
 
 
@@ -91,8 +88,10 @@ async def test_a_live_lease_is_never_swept_and_costs_one_command_per_renewal(red
     assert len(await presence_list(room=room)) == 200
 
 
-async def test_sockets_of_a_lapsed_instance_stop_counting_after_sweep(redis_server: RedisServer, settings: Any) -> None:
-    settings.CHAT_MAX_SOCKETS_PER_USER = 1
+async def test_sockets_of_a_lapsed_instance_stop_counting_after_sweep(
+    redis_server: RedisServer, chat_conf: Any
+) -> None:
+    chat_conf.CHAT_MAX_SOCKETS_PER_USER = 1
     uid = uuid.uuid4().int % 10**9
     await liveness_renew(instance="dead~1")
     assert await connection_open(user_id=uid, conn="dead/1", instance="dead~1")
@@ -121,7 +120,7 @@ async def test_a_restart_with_data_loss_is_rebuilt_from_the_instances(redis_serv
     assert await presence_list(room=room) == ["dee", "eve"]
     assert await get_redis().smembers("chat:sockets:7") == {"dee/1"}
     # Restored entries are held again: a later lapse releases them all.
-    from chat.services.liveness import INSTANCE
+    from chatcluster.services.liveness import INSTANCE
 
     await lapse(INSTANCE)
     assert sorted(await liveness_sweep()) == [(room, "dee"), (room, "eve")]
@@ -132,7 +131,7 @@ async def test_a_stalled_instance_that_was_swept_finds_out_on_renewal(redis_serv
     room = name()
     await liveness_renew()
     await presence_join(room=room, user="fay", conn="f/1")
-    from chat.services.liveness import INSTANCE
+    from chatcluster.services.liveness import INSTANCE
 
     await lapse(INSTANCE)
     assert await liveness_sweep() == [(room, "fay")]

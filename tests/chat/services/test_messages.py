@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from chat.errors import ChatError
-from chat.models import Membership, Message, Room
-from chat.services.messages import (
+from chatcluster.errors import ChatError
+from chatcluster.models import Membership, Message, Room
+from chatcluster.services.messages import (
     PostedMessage,
     PublishRequest,
     message_clean_body,
@@ -58,7 +58,7 @@ def test_empty_body_is_bad_request() -> None:
     assert caught.value.code == "bad_request"
 
 
-@override_settings(CHAT_MAX_BODY=5)
+@override_settings(CHATCLUSTER=dict(CHAT_MAX_BODY=5))
 def test_body_over_the_limit_in_characters_is_too_large() -> None:
     assert message_clean_body(body="ééééé") == "ééééé"
     with pytest.raises(ChatError) as caught:
@@ -85,7 +85,7 @@ def test_history_pages_backwards_oldest_first(alice: User) -> None:
     assert [m["seq"] for m in older] == [2, 3, 4]
 
 
-@override_settings(CHAT_HISTORY_MAX=4)
+@override_settings(CHATCLUSTER=dict(CHAT_HISTORY_MAX=4))
 def test_history_limit_is_capped(alice: User) -> None:
     for i in range(6):
         message_publish(slug="a", author=alice, body=f"m{i}")

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from chat.errors import ChatError
-from chat.models import Membership, Room
-from chat.services.reads import read_mark, read_markers
+from chatcluster.errors import ChatError
+from chatcluster.models import Membership, Room
+from chatcluster.services.reads import read_mark, read_markers
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from chat.errors import ChatError
-from chat.models import Room
-from chat.services.messages import message_publish
-from chat.services.subscriptions import subscription_snapshot
+from chatcluster.errors import ChatError
+from chatcluster.models import Room
+from chatcluster.services.messages import message_publish
+from chatcluster.services.subscriptions import subscription_snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def test_subscribing_creates_a_public_room(alice: User) -> None:
     assert not Room.objects.get(slug="fresh").is_private
 
 
-@override_settings(CHAT_AUTO_CREATE_ROOMS=False)
+@override_settings(CHATCLUSTER=dict(CHAT_AUTO_CREATE_ROOMS=False))
 def test_without_auto_create_a_missing_room_is_not_found(alice: User) -> None:
     with pytest.raises(ChatError) as caught:
         subscription_snapshot(slug="fresh", user=alice, since=None)
@@ -41,7 +41,7 @@ def test_since_replays_exactly_the_missed_messages(alice: User) -> None:
     assert snapshot.recovered is True and snapshot.last_seq == 5
 
 
-@override_settings(CHAT_RECOVERY_MAX=3)
+@override_settings(CHATCLUSTER=dict(CHAT_RECOVERY_MAX=3))
 def test_missing_more_than_the_recovery_window_is_not_recovered(alice: User) -> None:
     for i in range(5):
         message_publish(slug="r", author=alice, body=f"m{i}")

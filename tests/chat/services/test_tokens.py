@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from chat.errors import ChatError
-from chat.services.tokens import token_issue, token_user
+from chatcluster.errors import ChatError
+from chatcluster.services.tokens import token_issue, token_user
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,8 @@
 // holds back out-of-order messages until the gap is repaired, and re-subscribes with
 // `since` after every reconnect, so the UI sees each message once and in order.
 // Events (CustomEvent, payload in `detail`): state, message, subscribed, reset,
-// presence, typing, publish, room-error, error, unauthorized.
+// presence, typing, publish, room-error, error, unauthorized. Types: client.d.ts.
+// In Node pass `url` (or a function, maybe async, for a fresh ?token= per connect) and `WebSocketImpl`.
 
 // Below the 30-60 s idle timeout of common proxies and load balancers.
 const PING_EVERY_MS = 20_000;
@@ -42,15 +43,17 @@ export function randomId() {
 
 function defaultUrl() {
   const loc = globalThis.location;
+  if (!loc) throw new TypeError("ChatClient: no `location` here: pass `url`, e.g. ws://host:port/ws/?token=...");
   return `${loc.protocol === "https:" ? "wss" : "ws"}://${loc.host}/ws/`;
 }
 
 export class ChatClient extends EventTarget {
   constructor({ url = defaultUrl(), WebSocketImpl = globalThis.WebSocket } = {}) {
     super();
-    this.url = url;
+    if (typeof WebSocketImpl !== "function") throw new TypeError("ChatClient: no WebSocket: pass WebSocketImpl");
+    this.url = url; // a string or URL, or a function (maybe async) that gives one, called per connect
     this.WebSocketImpl = WebSocketImpl;
-    this.ws = null;
+    this.ws = this.opening = null; // opening: a token object while an async url() resolves
     this.state = "connecting";
     this.attempt = 0;
     this.everOpen = false;
@@ -70,11 +73,13 @@ export class ChatClient extends EventTarget {
 
   connect() {
     this.stopped = false;
-    if (!this.ws) this._open();
+    if (!this.ws && !this.opening) this._open();
   }
 
   close() {
     this.stopped = true;
+    clearTimeout(this.timers.retry); // a reconnect already planned must not reopen the socket
+    for (const r of this.rooms.values()) clearTimeout(r.recheck);
     this._drop();
     for (const req of this.requests.values()) req.reject(new Error("client closed"));
     this.requests.clear();
@@ -83,7 +88,7 @@ export class ChatClient extends EventTarget {
 
   /** Skip the backoff wait (the browser came back online, the tab became visible). */
   reconnectNow() {
-    if (!this.stopped && !this.ws) this._open();
+    if (!this.stopped && !this.ws && !this.opening) this._open();
   }
 
   subscribe(room) {
@@ -157,10 +162,22 @@ export class ChatClient extends EventTarget {
   _open() {
     clearTimeout(this.timers.retry);
     this._setState(this.everOpen ? "reconnecting" : "connecting");
-    const ws = (this.ws = new this.WebSocketImpl(this.url));
+    if (typeof this.url !== "function") return this._openSocket(this.url);
+    // A url() that fails (say, no fresh token yet) counts as a failed connect: retry with backoff.
+    const opening = (this.opening = {});
+    Promise.resolve()
+      .then(() => this.url())
+      .then((url) => this.opening === opening && this._openSocket(url))
+      .catch((error) => this.opening === opening && this._onClose(1006, error));
+  }
+
+  _openSocket(url) {
+    const ws = (this.ws = new this.WebSocketImpl(url)); // if this throws, `opening` still names this connect
+    this.opening = null;
     ws.onopen = () => this._onOpen();
     ws.onmessage = (ev) => this._onFrame(ev.data);
     ws.onclose = (ev) => this._onClose(ev.code);
+    ws.onerror = () => {}; // a close follows; the ws package throws on an unheard error
   }
 
   _onOpen() {
@@ -173,7 +190,7 @@ export class ChatClient extends EventTarget {
     this._ping();
   }
 
-  _onClose(code) {
+  _onClose(code, error) {
     this._drop();
     if (this.stopped) return;
     if (code === CLOSE_UNAUTHENTICATED || code === CLOSE_ORIGIN) {
@@ -186,7 +203,7 @@ export class ChatClient extends EventTarget {
     if (code === CLOSE_DRAINING) delay = Math.round(Math.random() * DRAIN_SPREAD_MS);
     else if (code === CLOSE_TRY_AGAIN) delay = BUSY_FLOOR_MS + backoffDelay(Math.max(2, this.attempt++));
     else delay = backoffDelay(this.attempt++);
-    this._setState("reconnecting", { code, retryAt: Date.now() + delay });
+    this._setState("reconnecting", { code, retryAt: Date.now() + delay, ...(error && { error }) });
     this.timers.retry = setTimeout(() => this._open(), delay);
   }
 
@@ -195,7 +212,7 @@ export class ChatClient extends EventTarget {
     clearTimeout(this.timers.ping);
     clearTimeout(this.timers.pong);
     const ws = this.ws;
-    this.ws = null;
+    this.ws = this.opening = null;
     this.inflight = null;
     for (const r of this.rooms.values()) r.subscribed = false;
     this.catching.clear();

@@ -5,15 +5,16 @@ from __future__ import annotations
 import copy
 
 import pytest
-from django.conf import settings
 from redis.asyncio.retry import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from chatcluster.conf import chat_settings
+
 
 def redis_retry(retries: int) -> Retry:
     """REDIS_RETRY as the settings build it with REDIS_RETRIES=`retries`."""
-    retry = copy.deepcopy(settings.REDIS_RETRY)
+    retry = copy.deepcopy(chat_settings.REDIS_RETRY)
     retry.update_retries(retries)
     return retry
 

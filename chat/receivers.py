@@ -1,0 +1,85 @@
+"""Tell every node when a user's sockets lose access: logout, deactivation, removal.
+
+The broadcast is a hint that acts at once; each node's access review re-checks every
+socket against the database within CHAT_ACCESS_RECHECK seconds if it is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_out
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import Signal, receiver
+from django.http import HttpRequest
+
+from chatcluster import broadcast
+from chatcluster.models import Membership, Message, Room
+from chatcluster.signals import message_deleted, message_edited
+
+logger = logging.getLogger(__name__)
+
+
+def _broadcast_after_commit(send: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+    def run() -> None:
+        try:
+            async_to_sync(send)(*args)
+        except Exception as exc:
+            logger.warning(
+                "%s%r not broadcast (%r); nodes apply it at their next access review", send.__name__, args, exc
+            )
+
+    transaction.on_commit(run)
+
+
+@receiver(user_logged_out)
+def close_sockets_of_the_session(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    if user is not None and request.session.session_key:
+        _broadcast_after_commit(broadcast.publish_revoke, user.pk, request.session.session_key)
+
+
+@receiver(post_save, sender=get_user_model())
+def close_sockets_of_an_inactive_user(sender: Any, instance: Any, **kwargs: Any) -> None:
+    if not instance.is_active:
+        _broadcast_after_commit(broadcast.publish_revoke, instance.pk, None)
+
+
+@receiver(post_delete, sender=Membership)
+def end_subscriptions_of_a_removed_member(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    try:
+        slug = instance.room.slug
+    except Room.DoesNotExist:
+        return  # the room itself is being deleted
+    _broadcast_after_commit(broadcast.publish_evict, instance.user_id, slug)
+
+
+# Messages change outside the publish path only in the admin today (docs/integrate.md):
+# its edits and deletions reach host code through the same signals a node would send.
+@receiver(post_save, sender=Message)
+def announce_an_edited_message(sender: Any, instance: Message, created: bool, **kwargs: Any) -> None:
+    if not created and message_edited.has_listeners():
+        _announce(message_edited, instance)
+
+
+@receiver(post_delete, sender=Message)
+def announce_a_deleted_message(sender: Any, instance: Message, **kwargs: Any) -> None:
+    if message_deleted.has_listeners():
+        _announce(message_deleted, instance)
+
+
+def _announce(signal: Signal, message: Message) -> None:
+    slug = Room.objects.filter(pk=message.room_id).values_list("slug", flat=True).first() or ""
+    frame = {
+        "type": "message",
+        "room": slug,
+        "seq": message.seq,
+        "user": message.author_name,
+        "body": message.body,
+        "ts": message.created_at.isoformat(),
+    }
+    signal.send(sender=Message, room=slug, seq=message.seq, user=message.author, message=frame)
