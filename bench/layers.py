@@ -98,7 +98,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "layers.json")
     args = parser.parse_args()
     results = []
-    env = {"CHAT_PUBLISH_RATE": "100000", "CHAT_PUBLISH_BURST": "100000", "LOG_LEVEL": "WARNING"}
+    env = {
+        "CHAT_PUBLISH_RATE": "100000",
+        "CHAT_PUBLISH_BURST": "100000",
+        "CHAT_FRAMES_PUBLISH": "100000/100000",
+        "LOG_LEVEL": "WARNING",
+    }
     for layer in ("core", "pubsub"):
         with tempfile.TemporaryDirectory() as tmp:
             print(f"[{layer}] starting a 2-node cluster…", flush=True)

@@ -135,7 +135,12 @@ async def closed_loop(cluster: RunningCluster, publishers: int, seconds: float) 
 
 
 def throughput(rate: str, publishers: int, seconds: float) -> float:
-    env = {"CHAT_PUBLISH_RATE": rate, "CHAT_PUBLISH_BURST": "1000000000", "LOG_LEVEL": "WARNING"}
+    env = {
+        "CHAT_PUBLISH_RATE": rate,
+        "CHAT_PUBLISH_BURST": "1000000000",
+        "CHAT_FRAMES_PUBLISH": "100000/100000",
+        "LOG_LEVEL": "WARNING",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         cluster = start_cluster(Path(tmp), env=env, private_redis=True)
         try:

@@ -33,7 +33,12 @@ from tests.chaos import Follower, Publisher, percentile, wait_for  # noqa: E402
 from tests.chat.test_chaos import node_metric, stalled_socket  # noqa: E402
 from tests.cluster import RunningCluster, start_cluster  # noqa: E402
 
-ENV = {"CHAT_PUBLISH_RATE": "100000", "CHAT_PUBLISH_BURST": "100000", "LOG_LEVEL": "WARNING"}
+ENV = {
+    "CHAT_PUBLISH_RATE": "100000",
+    "CHAT_PUBLISH_BURST": "100000",
+    "CHAT_FRAMES_PUBLISH": "100000/100000",
+    "LOG_LEVEL": "WARNING",
+}
 
 
 def rss_mb(pid: int) -> float:

@@ -6,6 +6,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -123,8 +124,15 @@ async def _cluster_figures() -> tuple[list[NodeInfo], dict[str, list[str]], dict
     return await node_list(), await node_room_presence(), await node_redis_figures()
 
 
+# Staff status opens the admin; this page shows every room's online users, private rooms
+# included, and the cluster's internals, so it needs its own permission (superusers have it).
+CLUSTER_PERMISSION = "chatcluster.view_cluster"
+
+
 def cluster_view(request: HttpRequest) -> HttpResponse:
     """The live cluster for operators: nodes, who is online where, and Redis pub/sub."""
+    if not request.user.has_perm(CLUSTER_PERMISSION):
+        raise PermissionDenied(f"the cluster page needs the {CLUSTER_PERMISSION} permission")
     nodes, presence, redis_figures = async_to_sync(_cluster_figures)()
     now = time.time()
     context = {

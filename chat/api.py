@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import math
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -19,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chatcluster import lifecycle
+from chatcluster.clientip import client_address
 from chatcluster.conf import chat_settings
 from chatcluster.errors import BACKEND_DOWN, ChatError, unavailable
 from chatcluster.hub import hub_problem
@@ -26,9 +28,10 @@ from chatcluster.protocol import Slug
 from chatcluster.publisher import get_publisher
 from chatcluster.redis import all_redis
 from chatcluster.services.apikeys import apikey_user
+from chatcluster.services.logins import login_admit, login_failed, login_succeeded
 from chatcluster.services.messages import PublishRequest, message_history
 from chatcluster.services.reads import read_mark, read_markers
-from chatcluster.services.rooms import room_create, room_visible_to
+from chatcluster.services.rooms import room_check_slug, room_create, room_page
 from chatcluster.services.tokens import token_issue, token_user
 
 logger = logging.getLogger(__name__)
@@ -56,9 +59,12 @@ class RoomRequest(msgspec.Struct):
 
 def _error(exc: ChatError) -> JsonResponse:
     body: dict[str, Any] = {"error": exc.code, "detail": exc.detail}
+    if exc.retry_after is not None:
+        body["retry_after"] = exc.retry_after
     response = JsonResponse(body, status=exc.http_status)
     if exc.retry_after is not None:
-        response["Retry-After"] = str(max(1, round(exc.retry_after)))
+        # Whole seconds, rounded up: a client that waits exactly this long is let in.
+        response["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return response
 
 
@@ -89,15 +95,21 @@ def _caller(request: HttpRequest) -> User:
 
 @csrf_exempt  # credentials travel in the body, not in a cookie
 @require_POST
-def token_view(request: HttpRequest) -> JsonResponse:
+async def token_view(request: HttpRequest) -> JsonResponse:
     try:
         credentials = _parse(request, TokenRequest)
+        # Before any password is checked: a throttled guess costs no hashing and tells nothing.
+        await login_admit(address=client_address(request), username=credentials.username)
+        user = await sync_to_async(authenticate)(request, username=credentials.username, password=credentials.password)
+        if user is None:
+            await login_failed(username=credentials.username)
+            raise ChatError("unauthorized", "wrong username or password")
+        await login_succeeded(username=credentials.username)
+        token, ttl = await sync_to_async(token_issue)(user=user)
     except ChatError as exc:
         return _error(exc)
-    user = authenticate(request, username=credentials.username, password=credentials.password)
-    if user is None:
-        return _error(ChatError("unauthorized", "wrong username or password"))
-    token, ttl = token_issue(user=user)
+    except BACKEND_DOWN as exc:
+        return _error(unavailable(exc))
     return JsonResponse({"token": token, "expires_in": ttl})
 
 
@@ -149,6 +161,20 @@ def _csrf_refusal(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+def _rooms_page(request: HttpRequest) -> dict[str, Any]:
+    """`?limit=` (capped at CHAT_ROOMS_PAGE_MAX) and `?after=<slug>`, the cursor of a page."""
+    try:
+        limit = int(request.GET.get("limit") or chat_settings.CHAT_ROOMS_PAGE)
+    except ValueError:
+        raise ChatError("bad_request", "limit must be an integer") from None
+    if limit < 1:
+        raise ChatError("bad_request", "limit must be >= 1")
+    after = request.GET.get("after", "")
+    if after:
+        room_check_slug(slug=after)
+    return {"after": after, "limit": min(limit, chat_settings.CHAT_ROOMS_PAGE_MAX)}
+
+
 @csrf_exempt  # checked below for cookie sessions; bearer callers carry no ambient credentials
 @require_http_methods(["GET", "POST"])
 def rooms_view(request: HttpRequest) -> HttpResponse:
@@ -161,13 +187,13 @@ def rooms_view(request: HttpRequest) -> HttpResponse:
             wanted = _parse(request, RoomRequest)
             room = room_create(slug=wanted.slug, title=wanted.title, is_private=wanted.private, creator=user)
             return JsonResponse({"slug": room.slug, "title": room.title, "private": room.is_private}, status=201)
-        rooms = list(room_visible_to(user=user).order_by("slug"))
+        rooms, cursor = room_page(user=user, **_rooms_page(request))
         read = read_markers(user=user, rooms=rooms)
         listed = [
             {"slug": r.slug, "title": r.title, "private": r.is_private, "seq": r.last_seq, "read": read.get(r.pk)}
             for r in rooms
         ]
-        return JsonResponse({"rooms": listed})
+        return JsonResponse({"rooms": listed, "next": cursor})
     except ChatError as exc:
         return _error(exc)
 

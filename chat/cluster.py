@@ -174,6 +174,7 @@ class Cluster:
                 "port": self.port,
                 "upstream_servers": servers,
                 "idle_timeout": idle,
+                "header_timeout": math.ceil(self._setting("NODE_HEADER_TIMEOUT")),
                 "conn_per_ip": NGINX_CONN_PER_IP,
                 "req_rate": NGINX_REQ_RATE,
                 "req_burst": NGINX_REQ_BURST,
@@ -182,11 +183,19 @@ class Cluster:
 
     def caddyfile(self) -> str:
         upstreams = " ".join(f"127.0.0.1:{self.node_port(i)}" for i in range(self.nodes))
+        header_timeout = f"{self._setting('NODE_HEADER_TIMEOUT'):g}s"
         return f"""{{
 \tadmin off
 \tauto_https off
 \tpersist_config off
 \tstorage file_system {self.run_dir / "caddy-data"}
+\t# A request head must arrive within NODE_HEADER_TIMEOUT, as at the nodes: Caddy has no
+\t# such limit by default, so a client trickling its head held a connection for ever.
+\tservers {{
+\t\ttimeouts {{
+\t\t\tread_header {header_timeout}
+\t\t}}
+\t}}
 }}
 
 http://:{self.port} {{

@@ -25,6 +25,8 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 NAMESPACE = "CHATCLUSTER"
+# The frame types with a budget of their own (budget.py); "invalid" is what does not parse.
+FRAME_KINDS = ("publish", "subscribe", "unsubscribe", "typing", "history", "ping", "invalid")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -111,6 +113,21 @@ def integer(default: int, *, minimum: int = 0, maximum: int | None = None) -> Ke
     return Key(default, lambda name, raw: int(parse_number(name, raw, minimum=minimum, maximum=maximum)), maximum)
 
 
+def parse_budget(name: str, raw: object) -> tuple[float, float]:
+    rate, _, burst = str(raw).partition("/")
+    try:
+        parsed = float(rate), float(burst)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r}: write rate/burst, e.g. 5/20") from None
+    if parsed[0] <= 0 or parsed[1] < 1:
+        raise ImproperlyConfigured(f"{name}={raw!r}: the rate must be positive and the burst at least 1")
+    return parsed
+
+
+def budget(default: str) -> Key:
+    return Key(default, parse_budget)
+
+
 def strings(default: str) -> Key:
     return Key(default, lambda name, raw: _list(raw))
 
@@ -193,6 +210,12 @@ KEYS: dict[str, Key] = {
     "CHAT_AUTO_CREATE_ROOMS": flag(True),
     # Frames waiting for one slow client before it is cut off: a few seconds of a busy room.
     "SEND_QUEUE_MAX": integer(1000, minimum=1),
+    # ... and their bytes: two full history pages of the longest messages (100 x 16 KB each),
+    # so a client that asks and never reads holds megabytes of its node, not hundreds.
+    "SEND_QUEUE_MAX_BYTES": integer(4 * 1024 * 1024, minimum=64 * 1024),
+    # Frames a socket may have read but its consumer not yet handled; past it the node stops
+    # reading that socket (TCP pushes back on the client) until it is half drained.
+    "WS_INBOX_MAX": integer(64, minimum=1),
     # How long a node waits for a missing seq over the channel layer before reading the
     # database: messages from different nodes overtake each other by milliseconds.
     "CHAT_REORDER_WAIT": number(0.05, minimum=0),
@@ -201,6 +224,17 @@ KEYS: dict[str, Key] = {
     "CHAT_TAIL_CHECK": number(1, minimum=0.1),
     # The longest one watchdog round may take before it is abandoned and restarted.
     "CHAT_WATCH_TIMEOUT": number(10, minimum=1),
+    # Per socket and frame type, "rate/burst": frames per second, and how many at once.
+    # Far above the page (a subscribe per room of a full sidebar at load, typing every 3 s,
+    # a ping every 20 s); a socket that empties one is flooding and is closed with 1008.
+    "CHAT_FRAMES_PUBLISH": budget("30/60"),
+    "CHAT_FRAMES_SUBSCRIBE": budget("5/150"),
+    "CHAT_FRAMES_UNSUBSCRIBE": budget("5/150"),
+    "CHAT_FRAMES_TYPING": budget("3/10"),
+    "CHAT_FRAMES_HISTORY": budget("3/20"),
+    "CHAT_FRAMES_PING": budget("2/10"),
+    # Frames that do not parse: a buggy client gets its bad_request answers, a fuzzer the door.
+    "CHAT_FRAMES_INVALID": budget("5/20"),
     # --- Access ------------------------------------------------------------
     # Connection tokens are short-lived: a page fetches a fresh one for every connect.
     "TOKEN_TTL": integer(3600, minimum=1),
@@ -230,6 +264,37 @@ KEYS: dict[str, Key] = {
     # (bench/memory_probe.py). Off by default: tracing costs memory and CPU.
     "CHAT_MEMORY_DEBUG": text(""),
     "CHAT_MEMORY_DEBUG_FRAMES": integer(25, minimum=1),
+    # --- Hardening (issue 17) ---
+    # Seconds a client has to send a whole request head: from connecting, or on a kept-alive
+    # connection from the first byte of its next request. Browsers and balancers send a head
+    # at once, so 10 s is ample on a bad mobile link, while a slowloris client (a head
+    # trickled a byte at a time, which an idle timeout never catches) holds a connection for
+    # 10 s instead of for ever. runcluster's Caddy (read_header) and nginx
+    # (client_header_timeout) get the same value.
+    "NODE_HEADER_TIMEOUT": number(10, minimum=1, maximum=300),
+    # POST /api/token per client address, cluster-wide: tokens per second and burst. A client
+    # needs one per connect and keeps it TOKEN_TTL; 20 at once lets the scripts behind one
+    # NAT reconnect together after a drain, and one every 2 s after that caps the password
+    # hashing (about 0.3-0.5 s of CPU each, Django's PBKDF2) one address can cost the nodes at
+    # a quarter of a core. 0 turns it off.
+    "CHAT_TOKEN_RATE": number(0.5, minimum=0),
+    "CHAT_TOKEN_BURST": integer(20, minimum=1),
+    # Wrong passwords for one username, cluster-wide and from any address, before
+    # /api/token refuses that username (429, the right password too) until
+    # CHAT_LOGIN_FAILURE_WINDOW seconds after the first of them. 10 covers typos and a stale
+    # saved password; a guesser gets 10 tries per 5 minutes however many addresses it has.
+    # A success clears the count. 0 turns it off.
+    "CHAT_LOGIN_FAILURES": integer(10, minimum=0),
+    "CHAT_LOGIN_FAILURE_WINDOW": number(300, minimum=1),
+    # Peers whose X-Forwarded-For is believed for per-address throttles: our own balancer
+    # (Caddy, nginx) on loopback or a private network, and only its last address, the one
+    # the balancer wrote itself. Anyone else is counted by its own address, whatever the
+    # header says. Empty: never believe the header.
+    "CHAT_TRUSTED_PROXIES": Key("127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7", parse_networks),
+    # GET /api/rooms pages: 50 fills the sidebar of a screen; 200 caps one answer at about
+    # 25 KB however many rooms a deployment has (2,404 rooms made one answer 272 KB).
+    "CHAT_ROOMS_PAGE": integer(50, minimum=1),
+    "CHAT_ROOMS_PAGE_MAX": integer(200, minimum=1),
 }
 
 
@@ -297,6 +362,7 @@ def _derived(values: dict[str, Any]) -> dict[str, Any]:
             supported_errors=(RedisConnectionError,),
         ),
         "NODE_ID": values["NODE_ID"] or f"{socket.gethostname()}:{port or os.getpid()}",
+        "CHAT_FRAME_BUDGETS": {kind: values[f"CHAT_FRAMES_{kind.upper()}"] for kind in FRAME_KINDS},
     }
 
 

@@ -9,9 +9,11 @@ from collections.abc import Coroutine
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chatcluster import broadcast, lifecycle, metrics, protocol
+from chatcluster.budget import FrameBudget
 from chatcluster.conf import chat_settings
 from chatcluster.errors import BACKEND_DOWN, ChatError, unavailable
 from chatcluster.feeds import Subscription
@@ -31,6 +33,16 @@ logger = logging.getLogger(__name__)
 
 _conn_ids = itertools.count(1)
 
+# Each command's frame type, for its budget and its metric.
+KIND_OF: dict[type, str] = {
+    protocol.Publish: "publish",
+    protocol.Subscribe: "subscribe",
+    protocol.Unsubscribe: "unsubscribe",
+    protocol.Typing: "typing",
+    protocol.History: "history",
+    protocol.Ping: "ping",
+}
+
 
 class ChatConsumer(AsyncWebsocketConsumer):
     # No channel per socket: the node's hub subscribes once per room and fans out.
@@ -48,7 +60,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         # No thread hop per frame: the services' database_sync_to_async calls recycle
         # database connections themselves (chat/seams/channels.py).
-        await channels.dispatch_direct(self, message)
+        try:
+            await channels.dispatch_direct(self, message)
+        except (asyncio.CancelledError, StopConsumer):
+            raise
+        except Exception:
+            # A bug got past the handlers. The server closes the socket with 1011 and will
+            # never deliver its websocket.disconnect, so leave now: otherwise the user
+            # stays in presence and holds a place in the cluster's socket count.
+            logger.exception("socket %s crashed on %s", getattr(self, "conn_id", "?"), message["type"])
+            await self.disconnect(lifecycle.CLOSE_INTERNAL)
+            raise
 
     async def connect(self) -> None:
         refusal = self.scope.get("auth_refusal")
@@ -73,6 +95,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             user=self.user_name,
         )
         self.strikes = 0
+        self.budget = FrameBudget()
         try:
             self.hub = await get_hub()
             admitted = await connection_open(user_id=self.user.pk, conn=self.conn_id)
@@ -109,8 +132,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
-        if not hasattr(self, "hub"):
+        if not hasattr(self, "hub") or getattr(self, "gone", False):
             return
+        self.gone = True
         metrics.CONNECTIONS.dec()
         self.hub.remove_socket(self.conn_id)
         try:
@@ -126,17 +150,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not hasattr(self, "hub") or self.queue.closing:
             return  # refused or closing socket
-        if text_data is None:
-            self.reply_error(ChatError("bad_request", "frames must be JSON text, not binary"))
-            return
+        if self.queue.flow is not None:
+            self.queue.flow.inbox_taken()
         ref: str | None = None
         try:
-            command = protocol.parse_frame(text_data)
+            try:
+                if text_data is None:
+                    raise ChatError("bad_request", "frames must be JSON text, not binary")
+                command = protocol.parse_frame(text_data)
+            except ChatError:
+                if not self.budget.take("invalid"):
+                    await self.flooded("invalid")
+                    return
+                raise
             ref = command.ref
-            metrics.FRAMES_IN.labels(type(command).__name__.lower()).inc()
+            kind = KIND_OF[type(command)]
+            metrics.FRAMES_IN.labels(kind).inc()
+            if not self.budget.take(kind):
+                await self.flooded(kind)
+                return
             await self.handle(command)
         except ChatError as exc:
-            self.reply_error(exc, ref if ref is not None else protocol.ref_of(text_data))
+            self.reply_error(exc, ref if ref is not None or text_data is None else protocol.ref_of(text_data))
             if exc.code == "rate_limited":
                 self.strikes += 1
                 if self.strikes >= chat_settings.CHAT_FLOOD_STRIKES:
@@ -178,6 +213,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.strikes = 0
                 self.reply({"type": "ack", "room": posted.room, "seq": posted.seq}, command.ref)
             case protocol.History():
+                if self.queue.backed_up():
+                    # Its earlier answers still wait to be read: another page would only
+                    # pile up in the node's memory.
+                    raise ChatError("rate_limited", "read the history already sent first", retry_after=1.0)
                 messages = await database_sync_to_async(message_history)(
                     slug=command.room, user=self.user, before=command.before, limit=command.limit
                 )
@@ -187,6 +226,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     raise ChatError("bad_request", f"subscribe to {command.room} before typing in it")
                 if await typing_allowed(room=command.room, user=self.user_name):
                     await broadcast.publish_typing(command.room, self.user_name)
+
+    async def flooded(self, kind: str) -> None:
+        logger.info("closing %s (%s): over its %s frame budget", self.conn_id, self.user_name, kind)
+        metrics.ERRORS.labels("flooding").inc()
+        self.queue.stop()
+        await self.close(code=lifecycle.CLOSE_POLICY, reason=f"too many {kind} frames")
 
     # --- outgoing ----------------------------------------------------------------
 

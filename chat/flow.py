@@ -97,6 +97,11 @@ class FlowControl:
         # The connection is gone; let a waiting sender run into the closed socket.
         self.writable.set()
 
+    def inbox_taken(self) -> None:
+        """The app took a frame the socket read: the node may read that socket again (node.py)."""
+        if self.protocol is not None:
+            self.protocol.inbox_taken()
+
     def write(self, frame: OutFrame) -> bool:
         """Write `frame` now; False when the socket is no longer open (the frame is dropped)."""
         protocol = self.protocol

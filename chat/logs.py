@@ -14,11 +14,23 @@ import re
 from chatcluster.conf import chat_settings
 
 REDACTED = "[redacted]"
-# `token=...` in a query string or form, `Bearer ...` in a header, `password=...`, and
-# the password part of a redis:// or postgres:// URL.
+# A credential ends only where its field does (a space, a quote, `&`, `,` or `;`), not where
+# some alphabet ends: connection tokens are `payload:timestamp:signature` in URL-safe base64,
+# API keys are `ck_...`, and a log line may quote either %-encoded or in another spelling.
+# Stopping at the first character outside a guessed alphabet (a `:`, a `%`) would print the
+# rest, the signature included.
+_VALUE = r"[^\s\"'&,;]+"
+# `token=...` in a query string or form (also %-encoded, inside another URL), `Bearer ...`
+# in a header, `password=...`, `"token": "..."` in JSON or a repr, and the password part of
+# a redis:// or postgres:// URL.
 _SECRETS = [
-    (re.compile(r"(?i)\b((?:token|key|api_key|password|secret)=)[^&\s\"']+"), rf"\1{REDACTED}"),
-    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"), rf"\1{REDACTED}"),
+    (
+        # After a word boundary, or after an encoded `?` or `&` (`%3Ftoken%3D...`).
+        re.compile(r"(?i)(?:\b|(?<=%3F)|(?<=%26))((?:token|key|api_key|password|secret)(?:=|%3D))[^&\s\"']+"),
+        rf"\1{REDACTED}",
+    ),
+    (re.compile(rf"(?i)\b(bearer(?:\s|%20|\+)+[\"']?){_VALUE}"), rf"\1{REDACTED}"),
+    (re.compile(r"""(?i)(["'](?:token|api_key|password|secret)["']\s*:\s*["'])[^"']*"""), rf"\1{REDACTED}"),
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@"), rf"\1{REDACTED}@"),
 ]
 

@@ -27,6 +27,9 @@ class Room(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        # The live cluster page (/admin/cluster/) lists every node, who is online in every
+        # room, private ones included, and Redis internals: more than staff status opens.
+        permissions = [("view_cluster", "Can view the live cluster page")]
 
     def __str__(self) -> str:
         return self.slug

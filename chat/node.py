@@ -30,6 +30,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import reactor as twisted_reactor
 
 from chatcluster import hub, lifecycle, memdebug, metrics
+from chatcluster.clientip import PEER_EXTENSION
 from chatcluster.conf import chat_settings
 from chatcluster.flow import FLOW_EXTENSION, FlowControl
 from chatcluster.seams import autobahn, daphne, twisted
@@ -48,6 +49,22 @@ NODE_HEADER = "X-Chat-Node"
 
 class FlowControlledWebSocketProtocol(WebSocketProtocol):
     refused = False
+    reading_paused = False
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N802, N803 - daphne's method
+        super().onMessage(payload, isBinary)
+        # Read backpressure: daphne queues every frame it reads for the app, without bound.
+        # A client that sends faster than its consumer handles frames would grow the node,
+        # so past WS_INBOX_MAX waiting frames the node stops reading the socket; TCP then
+        # pushes back on the client. inbox_taken reads again once half is handled.
+        if not self.reading_paused and daphne.inbox_size(self) >= chat_settings.WS_INBOX_MAX:
+            self.reading_paused = True
+            self.transport.pauseProducing()
+
+    def inbox_taken(self) -> None:
+        if self.reading_paused and daphne.inbox_size(self) <= chat_settings.WS_INBOX_MAX // 2:
+            self.reading_paused = False
+            self.transport.resumeProducing()
 
     def _sendAutoPing(self) -> None:  # noqa: N802 - autobahn's method, called by daphne's ping check
         if self.state != self.STATE_OPEN or autobahn.compresses(self):
@@ -163,6 +180,9 @@ class NodeServer(Server):
         factory = daphne.install_protocol(self, FlowControlledWebSocketProtocol, failByDrop=False, allowNullOrigin=True)
         # The options live on the protocol class, not copied into every socket's dict.
         autobahn.share_factory_options(factory, FlowControlledWebSocketProtocol)
+        # A request head must arrive within NODE_HEADER_TIMEOUT: Twisted's idle timeout alone
+        # lets a client that trickles its head hold a connection for ever (slowloris).
+        twisted.limit_head_time(daphne.http_factory(self), chat_settings.NODE_HEADER_TIMEOUT)
         loop = asyncio.get_event_loop()
         logger.info("serving on %s with the %s event loop", self.endpoints, type(loop).__module__)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -176,6 +196,12 @@ class NodeServer(Server):
         flow = getattr(protocol, "flow", None)
         if flow is not None:
             scope = {**scope, "extensions": {**scope.get("extensions", {}), FLOW_EXTENSION: flow}}
+        elif scope["type"] == "http":
+            # daphne put X-Forwarded-For's first address, anyone's claim, into `client`; the
+            # per-address throttles need the real peer (chat/clientip.py). HTTP only: a
+            # socket's scope lives as long as the socket and needs none.
+            peer = {PEER_EXTENSION: daphne.peer_host(protocol)}
+            scope = {**scope, "extensions": {**scope.get("extensions", {}), **peer}}
         # daphne's method, with an application inbox that costs an idle socket nothing.
         return daphne.start_application(self, protocol, scope)
 

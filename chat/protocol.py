@@ -74,6 +74,9 @@ def parse_frame(text: str) -> AnyCommand:
         raise ChatError("bad_request", _explain(exc)) from None
     except msgspec.DecodeError:
         raise ChatError("bad_request", "frame is not valid JSON") from None
+    except RecursionError:
+        # msgspec's own depth limit: a frame of thousands of nested arrays or objects.
+        raise ChatError("bad_request", "frame nests too deeply") from None
     if isinstance(command, ROOM_COMMANDS) and not command.room:
         raise ChatError("bad_request", "room is required")
     return command
@@ -91,18 +94,29 @@ def _explain(exc: msgspec.ValidationError) -> str:
 
 
 def ref_of(text: str) -> str | None:
-    """The ref of a frame that failed to parse, so even its error can be matched up."""
+    """The ref of a frame that failed to parse, so even its error can be matched up.
+
+    None when there is none to echo safely: a ref that is not valid Unicode (a lone
+    surrogate escape) could not be sent back, and a frame nested past the parsers' depth
+    limit has no ref worth the recursion.
+    """
     try:
         raw = _loose_decoder.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         try:
-            # The stdlib parser also reads what msgspec refuses, such as a lone
-            # surrogate escape, so even that frame's error carries its ref.
+            # The stdlib parser also reads what msgspec refuses, such as a lone surrogate
+            # escape elsewhere in the frame, so that frame's error still carries its ref.
             raw = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     ref = raw.get("ref") if isinstance(raw, dict) else None
-    return ref if isinstance(ref, str) and len(ref) <= MAX_REF else None
+    if not isinstance(ref, str) or len(ref) > MAX_REF:
+        return None
+    try:
+        ref.encode()
+    except UnicodeEncodeError:
+        return None
+    return ref
 
 
 def encode(frame: dict[str, Any]) -> str:

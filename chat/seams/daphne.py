@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("daphne.server")
 
 
+def inbox_size(protocol: Any) -> int:
+    """Frames daphne read from a socket that its application has not taken yet.
+
+    daphne's `onMessage` puts each into the socket's `application_queue` (the `Inbox`
+    below, unbounded like daphne's own queue) and reads on, however far behind the
+    application is.
+    """
+    return int(protocol.application_queue.qsize())
+
+
 def install_protocol(server: Server, protocol: type, **options: Any) -> Any:
     """Make `server` build its WebSockets from `protocol`, with autobahn protocol `options`.
 
@@ -92,6 +102,9 @@ class Inbox:
     def __init__(self) -> None:
         self._items: deque[Any] | None = None
         self._waiter: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items is not None else 0
 
     def put_nowait(self, item: Any) -> None:
         if self._items is None:
@@ -192,3 +205,21 @@ def check_timeouts_in_turn(server: Any, turn: int, turns: int) -> None:
     for index, protocol in enumerate(list(server.connections)):
         if index % turns == turn or getattr(protocol, "state", None) != getattr(protocol, "STATE_OPEN", None):
             protocol.check_timeouts()
+
+
+# --- the real peer, and the HTTP factory ------------------------------------------------
+
+
+def peer_host(protocol: Any) -> str | None:
+    """The address at the other end of an HTTP request's connection (None if not an IP).
+
+    daphne replaces the scope's `client` with X-Forwarded-For's first address, from any
+    peer; Twisted's request keeps the connection's own (`Request.client`, the channel's
+    `getPeer()`), which daphne's `WebRequest` inherits.
+    """
+    return getattr(getattr(protocol, "client", None), "host", None)
+
+
+def http_factory(server: Server) -> Any:
+    """daphne's HTTP factory (a Twisted `HTTPFactory`), built in `Server.run`: call once running."""
+    return server.http_factory

@@ -12,11 +12,11 @@ from chatcluster.conf import chat_settings
 from chatcluster.errors import ChatError
 from chatcluster.redis import get_script, user_shard
 
-# One round trip for any number of publishes: each KEYS entry takes one token from its
+# One round trip for any number of takes: each KEYS entry takes one token from its
 # bucket in turn (a user may appear several times). Returns, per entry, 0 when a token
 # was taken, else the seconds until one is available. A key expires once its bucket
 # would be full again.
-_TAKE = """
+TOKEN_BUCKET = """
 local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local waits = {}
 for i, key in ipairs(KEYS) do
@@ -46,7 +46,7 @@ async def ratelimit_publish_many(*, user_ids: Sequence[int]) -> list[float]:
     now = time.time()
 
     async def take(shard: int, indexes: list[int]) -> list[str]:
-        script = get_script(_TAKE, shard)
+        script = get_script(TOKEN_BUCKET, shard)
         keys = [f"chat:rate:publish:{user_ids[i]}" for i in indexes]
         return list(
             await script(keys=keys, args=[chat_settings.CHAT_PUBLISH_RATE, chat_settings.CHAT_PUBLISH_BURST, now])

@@ -18,6 +18,21 @@ def room_visible_to(*, user: User) -> QuerySet[Room]:
     return room_policy().readable_rooms(user=user)
 
 
+def room_page(*, user: User, after: str, limit: int) -> tuple[list[Room], str | None]:
+    """Up to `limit` rooms `user` may read, by slug after `after`, and the cursor of the next page.
+
+    The cursor is the last slug of this page (None on the last page): a room created or
+    removed meanwhile shifts nothing, as an offset would.
+    """
+    rooms = room_visible_to(user=user).order_by("slug")
+    if after:
+        rooms = rooms.filter(slug__gt=after)
+    page = list(rooms[: limit + 1])
+    if len(page) > limit:
+        return page[:limit], page[limit - 1].slug
+    return page, None
+
+
 def room_check_slug(*, slug: str) -> None:
     if not re.match(SLUG_PATTERN, slug):
         raise ChatError("bad_request", "a room name is 1 to 64 characters of a-z 0-9 - _")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +20,28 @@ def test_the_cluster_page_is_refused_to_non_staff() -> None:
     client.force_login(User.objects.create_user("plain"))
     response = client.get("/admin/cluster/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_the_cluster_page_is_refused_to_staff_without_the_cluster_permission() -> None:
+    client = Client()
+    client.force_login(User.objects.create_user("helpdesk", is_staff=True))
+    response = client.get("/admin/cluster/")
+    assert response.status_code == 403
+    assert b"Live nodes" not in response.content
+    # ...and the admin does not link to it for them.
+    assert b'href="/admin/cluster/"' not in client.get("/admin/").content
+
+
+def test_the_cluster_page_opens_to_staff_given_the_cluster_permission() -> None:
+    operator = User.objects.create_user("operator", is_staff=True)
+    operator.user_permissions.add(
+        Permission.objects.get(codename="view_cluster", content_type__app_label="chatcluster")
+    )
+    client = Client()
+    client.force_login(operator)
+    response = client.get("/admin/cluster/")
+    assert response.status_code == 200 and b"Live nodes" in response.content
+    assert b'href="/admin/cluster/"' in client.get("/admin/").content
 
 
 @pytest.mark.parametrize(

@@ -206,3 +206,122 @@ async def test_an_http_publish_reaches_sockets_in_order_with_theirs_and_shares_t
 def _api_key_of(username: str) -> str:
     user, _ = User.objects.get_or_create(username=username)
     return apikey_create(user=user, name="test")[1]
+
+
+# --- POST /api/token throttles ----------------------------------------------------------
+
+
+def ask_token(username: str, password: str, **meta: str):  # type: ignore[no-untyped-def]
+    body = json.dumps({"username": username, "password": password})
+    return Client().post("/api/token", body, content_type="application/json", **meta)
+
+
+def test_token_requests_past_an_addresss_budget_get_429_with_retry_after(chat_conf: Any) -> None:
+    chat_conf.CHAT_TOKEN_BURST = 3
+    chat_conf.CHAT_TOKEN_RATE = 0.01
+    User.objects.create_user("amy", password="correct horse battery")
+    here = {"REMOTE_ADDR": "203.0.113.7"}
+    assert [ask_token("amy", f"guess {i}", **here).status_code for i in range(3)] == [401, 401, 401]
+    refused = ask_token("amy", "correct horse battery", **here)
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limited" and refused.json()["retry_after"] > 1
+    assert int(refused["Retry-After"]) > 90  # a token per 100 s, less what the requests took
+    # The budget is the address's own: another one is let in.
+    assert ask_token("amy", "correct horse battery", REMOTE_ADDR="203.0.113.8").status_code == 200
+
+
+def test_a_client_cannot_dodge_its_address_budget_by_writing_x_forwarded_for(chat_conf: Any) -> None:
+    chat_conf.CHAT_TOKEN_BURST = 2
+    chat_conf.CHAT_TOKEN_RATE = 0.01
+    answers = [
+        ask_token("nobody", "x", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code
+        for i in range(4)
+    ]
+    assert answers == [401, 401, 429, 429]
+
+
+def test_behind_our_balancer_each_forwarded_client_has_its_own_budget(chat_conf: Any) -> None:
+    chat_conf.CHAT_TOKEN_BURST = 1
+    chat_conf.CHAT_TOKEN_RATE = 0.01
+    balancer = {"REMOTE_ADDR": "10.0.0.2"}
+    assert ask_token("nobody", "x", HTTP_X_FORWARDED_FOR="198.51.100.1", **balancer).status_code == 401
+    assert ask_token("nobody", "x", HTTP_X_FORWARDED_FOR="198.51.100.1", **balancer).status_code == 429
+    # Only the last address counts (the one the balancer wrote); what a client put before it does not.
+    spoofed = "192.0.2.1, 198.51.100.1"
+    assert ask_token("nobody", "x", HTTP_X_FORWARDED_FOR=spoofed, **balancer).status_code == 429
+    assert ask_token("nobody", "x", HTTP_X_FORWARDED_FOR="198.51.100.2", **balancer).status_code == 401
+
+
+def test_wrong_passwords_lock_the_username_out_from_every_address_right_password_too(chat_conf: Any) -> None:
+    chat_conf.CHAT_LOGIN_FAILURES = 3
+    User.objects.create_user("amy", password="correct horse battery")
+    User.objects.create_user("ben", password="correct horse battery")
+    for i in range(3):
+        assert ask_token("amy", f"guess {i}", REMOTE_ADDR=f"203.0.113.{i}").status_code == 401
+    locked = ask_token("amy", "correct horse battery", REMOTE_ADDR="203.0.113.50")
+    assert locked.status_code == 429 and locked.json()["error"] == "rate_limited"
+    assert 250 <= int(locked["Retry-After"]) <= 300  # until CHAT_LOGIN_FAILURE_WINDOW after the first
+    assert ask_token("ben", "correct horse battery", REMOTE_ADDR="203.0.113.50").status_code == 200
+
+
+def test_a_right_password_clears_the_usernames_wrong_ones(chat_conf: Any) -> None:
+    chat_conf.CHAT_LOGIN_FAILURES = 3
+    User.objects.create_user("amy", password="correct horse battery")
+    for _ in range(2):
+        assert [ask_token("amy", "typo").status_code for _ in range(2)] == [401, 401]
+        assert ask_token("amy", "correct horse battery").status_code == 200
+
+
+# --- GET /api/rooms pages ---------------------------------------------------------------
+
+
+def listed(client: Client, query: str = "") -> dict[str, Any]:
+    response = client.get(f"/api/rooms{query}")
+    assert response.status_code == 200, response.content
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_the_room_list_comes_in_pages_followed_by_a_cursor_to_the_end() -> None:
+    reader, other = User.objects.create_user("reader"), User.objects.create_user("other")
+    Room.objects.bulk_create([Room(slug=f"pub-{i:03d}", title=f"Room {i}") for i in range(120)])
+    mine = Room.objects.create(slug="pub-050x", is_private=True)
+    Membership.objects.create(room=mine, user=reader)
+    Room.objects.create(slug="pub-051x", is_private=True, created_by=other)
+    client = Client()
+    client.force_login(reader)
+    page = listed(client)
+    assert len(page["rooms"]) == 50 and page["next"] == page["rooms"][-1]["slug"]
+    assert set(page["rooms"][0]) == {"slug", "title", "private", "seq", "read"}
+    slugs = [room["slug"] for room in page["rooms"]]
+    while page["next"] is not None:
+        page = listed(client, f"?after={page['next']}")
+        slugs += [room["slug"] for room in page["rooms"]]
+    expected = sorted([f"pub-{i:03d}" for i in range(120)] + ["pub-050x"])
+    assert slugs == expected  # every readable room once, in order; the stranger's private one never
+
+
+def test_a_room_page_holds_what_limit_asks_up_to_the_cap(chat_conf: Any) -> None:
+    chat_conf.CHAT_ROOMS_PAGE_MAX = 30
+    Room.objects.bulk_create([Room(slug=f"r-{i:03d}") for i in range(40)])
+    client = Client()
+    client.force_login(User.objects.create_user("reader"))
+    assert len(listed(client, "?limit=3")["rooms"]) == 3
+    capped = listed(client, "?limit=1000")
+    assert len(capped["rooms"]) == 30 and capped["next"] == "r-029"
+    assert listed(client, "?after=r-029&limit=1000") == {"rooms": listed(client, "?after=r-029")["rooms"], "next": None}
+
+
+def test_the_default_page_is_capped_at_200_rooms() -> None:
+    Room.objects.bulk_create([Room(slug=f"r-{i:03d}") for i in range(230)])
+    client = Client()
+    client.force_login(User.objects.create_user("reader"))
+    assert len(listed(client)["rooms"]) == 50
+    assert len(listed(client, "?limit=500")["rooms"]) == 200
+
+
+@pytest.mark.parametrize("query", ["?limit=0", "?limit=-1", "?limit=ten", "?after=Not%20A%20Slug", "?after=a/b"])
+def test_a_bad_page_size_or_cursor_is_400(query: str) -> None:
+    client = Client()
+    client.force_login(User.objects.create_user("reader"))
+    answer = client.get(f"/api/rooms{query}")
+    assert answer.status_code == 400 and answer.json()["error"] == "bad_request"

@@ -70,6 +70,45 @@ def test_keys_passwords_and_bearer_tokens_are_redacted(text: str) -> None:
     assert "SECRET-3" not in redact(text)
 
 
+# Credentials with every character a token, an API key or an encoding of either may hold.
+# Each piece between two separators is a word of its own, so any part left visible shows.
+PIECES = ["Pa", "Pb", "Pc", "Pd", "Pe", "Pf", "Pg", "Ph", "Pi"]
+CREDENTIALS = [
+    # a connection token: payload:timestamp:signature, URL-safe base64
+    "eyPa:1Pb:Pc-Pd_Pe",
+    # an API key
+    "ck_Pa-Pb_Pc",
+    # every separator the brief lists, and standard base64
+    "Pa:Pb.Pc-Pd~Pe+Pf/Pg=Ph_Pi",
+    # %-encoded, as a URL inside a URL or a header quoted by a proxy
+    "Pa%3APb%2EPc%2BPd%2FPe%3DPf",
+    "Pa%253APb",
+]
+POSITIONS = [
+    "Authorization: Bearer {credential}",
+    "authorization: bearer {credential} (from 10.0.0.7)",
+    '{{"headers": {{"Authorization": "Bearer {credential}"}}}}',
+    "WSCONNECT /ws/?token={credential} 127.0.0.1:5000",
+    "GET /ws/?v=2&token={credential}&x=1 HTTP/1.1",
+    "GET /accounts/login/?next=/ws/%3Ftoken%3D{credential} HTTP/1.1",
+    '{{"token": "{credential}", "expires_in": 3600}}',
+]
+
+
+@pytest.mark.parametrize("credential", CREDENTIALS)
+@pytest.mark.parametrize("position", POSITIONS)
+def test_the_whole_credential_is_redacted_whatever_characters_it_holds(position: str, credential: str) -> None:
+    clean = redact(position.format(credential=credential))
+    assert REDACTED in clean
+    visible = [piece for piece in PIECES if piece in clean]
+    assert not visible, (clean, visible)
+
+
+def test_redaction_keeps_what_follows_the_credential() -> None:
+    assert redact("GET /ws/?token=a:b.c&room=x HTTP/1.1") == f"GET /ws/?token={REDACTED}&room=x HTTP/1.1"
+    assert redact("Authorization: Bearer a:b.c, from x") == f"Authorization: Bearer {REDACTED}, from x"
+
+
 @pytest.mark.cluster
 async def test_a_nodes_log_never_holds_a_token_or_a_message_body(cluster: RunningCluster) -> None:
     (token,) = cluster.tokens("log-user")

@@ -309,6 +309,54 @@ def test_the_production_nginx_outwaits_the_ping_cycle() -> None:
         assert int(seconds) > ping_cycle, directive
 
 
+# The parts of a request line that can carry `?token=`: nginx's default `combined` format
+# logs `$request`, query string and all.
+QUERY_VARIABLES = {"request", "request_uri", "args", "query_string", "is_args"}
+
+
+def rendered_nginx_configs(tmp_path: Path) -> list[str]:
+    """The production config, and the local cluster's as runcluster renders it."""
+    cluster = Cluster(balancer="nginx", run_dir=tmp_path, redis_url="redis://127.0.0.1:1/0")
+    return [(DEPLOY / "nginx" / "nginx.conf").read_text(), cluster.nginx_conf()]
+
+
+def test_nginx_access_logs_never_hold_a_query_string_and_so_no_token(tmp_path: Path) -> None:
+    for text in rendered_nginx_configs(tmp_path):
+        code = re.sub(r"#.*", "", text)
+        formats = {
+            name: " ".join(re.findall(r"'([^']*)'", body))
+            for name, body in re.findall(r"log_format\s+(\w+)\s+((?:'[^']*'\s*)+);", code)
+        }
+        logs = re.findall(r"^\s*access_log\s+([^;]+);", code, re.M)
+        assert logs and formats
+        for directive in logs:
+            target, *rest = directive.split()
+            # No format named means nginx's `combined`, which logs $request.
+            assert target == "off" or (rest and rest[0] in formats), directive
+        for name, fmt in formats.items():
+            used = set(re.findall(r"\$(\w+)", fmt))
+            assert not used & QUERY_VARIABLES and not any(v.startswith("arg_") for v in used), (name, used)
+            assert "uri" in used, name  # the path is still logged
+
+
+def test_nginx_answers_a_slow_request_head_at_the_nodes_header_timeout(tmp_path: Path) -> None:
+    production, local = rendered_nginx_configs(tmp_path)
+    (seconds,) = re.findall(r"^\s*client_header_timeout (\d+)s;", production, re.M)
+    assert float(seconds) == setting_bounds("NODE_HEADER_TIMEOUT")[0]
+    (seconds,) = re.findall(r"^\s*client_header_timeout (\d+)s;", local, re.M)
+    assert float(seconds) == setting_bounds("NODE_HEADER_TIMEOUT")[0]
+    # A refused request's error-log line quotes its request line, ?token= included.
+    for text in (production, local):
+        assert re.search(r"^\s*limit_req_log_level notice;", text, re.M)
+        assert re.search(r"^\s*limit_conn_log_level notice;", text, re.M)
+        assert re.search(r"^\s*error_log \S+ (warn|error|crit);", text, re.M)
+
+
+def test_the_local_caddy_gives_a_request_head_the_nodes_header_timeout(tmp_path: Path) -> None:
+    caddyfile = Cluster(run_dir=tmp_path, redis_url="redis://127.0.0.1:1/0", env={"NODE_HEADER_TIMEOUT": "2.5"})
+    assert re.search(r"servers \{\s*timeouts \{\s*read_header 2\.5s\s*\}", caddyfile.caddyfile())
+
+
 # --- Grafana ------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ chat/cluster_files/nginx.conf.template, three daphne nodes and the test Redis.
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 import websockets
 
 from tests.cluster import Client, RunningCluster, http_status, start_cluster, wait_until
+from tests.slow_clients import slow_heads
 
 pytestmark = [pytest.mark.cluster]
 
@@ -27,6 +29,8 @@ NGINX_ENV = {
     "DRAIN_GRACE": "2",
     # On PostgreSQL the nodes go through psycopg's pool, as deployments do (ignored on SQLite).
     "DB_POOL": "true",
+    # nginx's client_header_timeout follows it: a slowloris test that takes seconds.
+    "NODE_HEADER_TIMEOUT": "2",
 }
 ROUTE_COOKIE = "chat_route"
 
@@ -148,3 +152,29 @@ async def test_a_draining_node_gets_no_new_sockets_through_nginx(behind_nginx: R
     for client in during:
         await client.close()
     behind_nginx.wait_node_ready(index, timeout=30)
+
+
+async def test_slowloris_connections_through_nginx_are_closed_at_the_head_deadline(
+    behind_nginx: RunningCluster,
+) -> None:
+    deadline = float(NGINX_ENV["NODE_HEADER_TIMEOUT"])
+    held = await slow_heads(behind_nginx.port, 400, give_up=deadline + 10)
+    print(f"400 slowloris sockets at nginx: closed after {min(held):.2f}-{max(held):.2f} s")
+    assert not [s for s in held if math.isinf(s)], f"{sum(map(math.isinf, held))} never closed"
+    # nginx checks its timers about every 0.5 s; the rest is a busy machine.
+    assert deadline * 0.75 <= min(held) and max(held) <= deadline + 4
+    assert http_status(f"http://127.0.0.1:{behind_nginx.port}/readyz") == 200
+
+
+async def test_the_nginx_access_log_never_holds_a_token(behind_nginx: RunningCluster) -> None:
+    (token,) = behind_nginx.tokens("nx-logged")
+    client = await Client.open(behind_nginx.port, token)
+    await client.close()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{behind_nginx.port}") as http:
+        assert (await http.get("/healthz", params={"token": token})).status_code == 200
+    access_log = behind_nginx.cluster.run_dir / "nginx-access.log"
+    # nginx writes a WebSocket's line when the connection ends.
+    await asyncio.to_thread(wait_until, lambda: '" 101 ' in access_log.read_text(), 10)
+    text = access_log.read_text()
+    assert token not in text and "token=" not in text
+    assert '"GET /ws/ HTTP/1.1" 101' in text and '"GET /healthz HTTP/1.1" 200' in text

@@ -105,7 +105,7 @@ def host(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Host:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(site / ".venv")], check=True)
     python = site / ".venv" / "bin" / "python"
     # Step 1, offline: pip from this venv installs into the fresh one.
-    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-index"]
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-index", "--no-compile"]
     subprocess.run(
         [*install, "--find-links", str(WHEELHOUSE), f"{wheel}[local,client]"],
         check=True,

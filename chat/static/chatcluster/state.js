@@ -5,6 +5,8 @@ import { ChatClient } from "./client.js";
 export const config = JSON.parse(document.getElementById("chat-config").textContent);
 export const ME = config.user;
 export const MAX_BODY = config.maxBody;
+// Rooms one socket may follow (CHAT_MAX_SUBSCRIPTIONS): the sidebar lists no more.
+export const MAX_ROOMS = config.maxRooms ?? Infinity;
 
 export const client = new ChatClient();
 export const rooms = new Map(); // slug -> room view state, see ensureRoom

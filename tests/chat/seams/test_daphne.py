@@ -78,6 +78,9 @@ def test_the_websocket_protocol_methods_the_node_overrides_are_unchanged() -> No
     # The node passes the close's reason on itself, for this branch of handle_reply only.
     source_has(WebSocketProtocol.handle_reply, 'self.serverClose(code=message.get("code", None))', needed_by=NODE)
     source_has(WebSocketProtocol.onConnect, "self.handshake_deferred = defer.Deferred()", needed_by=ACCEPT)
+    # Read backpressure counts what onMessage queued, after daphne's own onMessage ran.
+    params(WebSocketProtocol.onMessage, ["self", "payload", "isBinary"], needed_by=NODE)
+    source_has(WebSocketProtocol.onMessage, "self.application_queue.put_nowait(", needed_by=NODE)
 
 
 def test_server_accept_is_still_what_accept_copies() -> None:
@@ -278,3 +281,13 @@ def test_check_applications_reaps_only_what_is_due() -> None:
         assert set(Server.connections) == {idle, busy} and due == {busy}
     finally:
         loop.close()
+
+
+async def test_the_inbox_counts_what_waits_for_the_reader() -> None:
+    inbox = Inbox()
+    assert inbox.qsize() == 0
+    inbox.put_nowait(1)
+    inbox.put_nowait(2)
+    assert inbox.qsize() == 2
+    await inbox.get()
+    assert inbox.qsize() == 1

@@ -1,7 +1,7 @@
 // The rooms sidebar: room list with unread badges, create/join forms, the room header,
 // switching rooms (with history and deep links), and rooms that cannot be opened.
 
-import { ME, client, rooms, state } from "../state.js";
+import { ME, MAX_ROOMS, client, rooms, state } from "../state.js";
 import { learnRead, markReadUpTo, readUpTo } from "../reads.js";
 import { ui, h, icon, toast } from "../dom.js";
 import { api } from "../api.js";
@@ -83,9 +83,25 @@ export function renderRoomList() {
   document.title = `${total ? `(${total}) ` : ""}${state.active ? `#${state.active} · ` : ""}Relay`;
 }
 
+// GET /api/rooms answers in pages of at most this many rooms, with the cursor of the next.
+const ROOMS_PAGE = 200;
+
+/** The rooms the sidebar lists: page after page, up to the MAX_ROOMS one socket may follow. */
+export async function fetchRooms() {
+  const found = [];
+  let after = null;
+  do {
+    const query = new URLSearchParams({ limit: String(Math.min(ROOMS_PAGE, MAX_ROOMS - found.length)) });
+    if (after) query.set("after", after);
+    const page = await api(`/api/rooms?${query}`);
+    found.push(...page.rooms);
+    after = page.next;
+  } while (after && found.length < MAX_ROOMS);
+  return found;
+}
+
 export async function refreshRooms() {
-  const data = await api("/api/rooms");
-  for (const info of data.rooms) {
+  for (const info of await fetchRooms()) {
     learnRead(info.slug, info.read);
     ensureRoom(info.slug, info);
   }
