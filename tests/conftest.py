@@ -62,6 +62,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # In-process hubs query the database from worker threads that outlive each test's
     # event loop; persistent connections there would block dropping the test database.
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # In-process tests hash passwords by the thousand; PBKDF2's 0.3-0.5 s each is what
+    # production wants and what a test suite on 2 cores cannot afford. Cluster nodes, in
+    # processes of their own, keep the real hasher.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # The app reads REDIS_URL from the environment, set just above when it was not.
     chat_settings.reload()
     # Rate-limit buckets are keyed by user id, and ids repeat across test databases.

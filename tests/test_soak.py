@@ -1,4 +1,4 @@
-"""The chaos soak of `make soak`, for one minute (tests/soak.py)."""
+"""The chaos soak of `make soak`, for 40 seconds of `make test` (tests/soak.py; `make soak` runs 10 minutes)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from tests.soak import run_soak
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chaos]
 
-SOAK_SECONDS = 60
+# Long enough for several faults of different kinds (one every 2-6 s) and their recoveries;
+# CI's 10-minute budget is why it is not longer.
+SOAK_SECONDS = 40
 
 
 @pytest.mark.timeout(SOAK_SECONDS + 150)
-async def test_a_minute_of_random_faults_under_traffic_loses_nothing(tmp_path: Path) -> None:
+async def test_random_faults_under_traffic_lose_nothing(tmp_path: Path) -> None:
     summary = await run_soak(tmp_path, seconds=SOAK_SECONDS)
     report = summary.table() + "".join(f"\nviolation: {v}" for v in summary.violations)
     print(report)
