@@ -27,7 +27,7 @@ from chatcluster.services.access import Grant, access_auth_hash
 from chatcluster.services.connections import connection_close, connection_open
 from chatcluster.services.liveness import INSTANCE
 from chatcluster.services.messages import PublishRequest, message_history
-from chatcluster.services.typing import typing_allowed
+from chatcluster.services.typing import typing_allowed, typing_clear
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         self.strikes = 0
         self.budget = FrameBudget()
+        # Rooms this socket sent typing frames to since its last publish there (None: none,
+        # so an idle socket carries no empty set).
+        self.typed_in: set[str] | None = None
         try:
             self.hub = await get_hub()
             admitted = await connection_open(user_id=self.user.pk, conn=self.conn_id)
@@ -212,6 +215,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
                 self.strikes = 0
                 self.reply({"type": "ack", "room": posted.room, "seq": posted.seq}, command.ref)
+                if self.typed_in and command.room in self.typed_in:
+                    # Only for a socket that typed here: a publisher that never types
+                    # (a bot, the benchmark) pays no Redis call.
+                    self.typed_in.discard(command.room)
+                    await typing_clear(room=command.room, user=self.user_name)
             case protocol.History():
                 if self.queue.backed_up():
                     # Its earlier answers still wait to be read: another page would only
@@ -224,6 +232,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             case protocol.Typing():
                 if command.room not in self.subs:
                     raise ChatError("bad_request", f"subscribe to {command.room} before typing in it")
+                if self.typed_in is None:
+                    self.typed_in = set()
+                self.typed_in.add(command.room)
                 if await typing_allowed(room=command.room, user=self.user_name):
                     await broadcast.publish_typing(command.room, self.user_name)
 

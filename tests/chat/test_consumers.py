@@ -237,3 +237,23 @@ async def test_a_join_storm_reaches_members_as_few_coalesced_presence_diffs() ->
         assert frame["type"] != "presence" or "joiner11" not in frame["joined"]
     for ws in [watcher, *joiners]:
         await ws.disconnect()
+
+
+async def test_the_first_keys_after_a_send_show_as_typing_again() -> None:
+    # The server forwards one typing frame per user and room per CHAT_TYPING_THROTTLE (2 s);
+    # keys typed within 2 s after a send used to be swallowed, though others' pages had
+    # just cleared "is typing" on the message.
+    r = room()
+    typist, watcher = await connect("typist"), await connect("watcher")
+    for ws in (typist, watcher):
+        await send(ws, type="subscribe", room=r)
+        await next_of(ws, "subscribed")
+    await send(typist, type="typing", room=r)
+    assert (await next_of(watcher, "typing"))["user"] == "typist"
+    await send(typist, type="publish", room=r, body="hello", ref="p")
+    await next_of(typist, "ack")
+    await next_of(watcher, "message")
+    await send(typist, type="typing", room=r)
+    assert (await next_of(watcher, "typing", timeout=1))["user"] == "typist"
+    await typist.disconnect()
+    await watcher.disconnect()
