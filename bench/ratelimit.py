@@ -139,6 +139,8 @@ def throughput(rate: str, publishers: int, seconds: float) -> float:
         "CHAT_PUBLISH_RATE": rate,
         "CHAT_PUBLISH_BURST": "1000000000",
         "CHAT_FRAMES_PUBLISH": "100000/100000",
+        # One user opens every room of a run.
+        "CHAT_ROOMS_PER_USER_PER_HOUR": "0",
         "LOG_LEVEL": "WARNING",
     }
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,6 +28,7 @@ from chatcluster.protocol import Slug
 from chatcluster.publisher import get_publisher
 from chatcluster.redis import all_redis
 from chatcluster.services.apikeys import apikey_user
+from chatcluster.services.dms import dm_open
 from chatcluster.services.logins import login_admit, login_failed, login_succeeded
 from chatcluster.services.messages import PublishRequest, message_history
 from chatcluster.services.reads import read_mark, read_markers
@@ -49,6 +50,11 @@ class PublishBody(msgspec.Struct):
 
 class ReadRequest(msgspec.Struct):
     seq: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class DirectRequest(msgspec.Struct):
+    # Usernames; their number is checked by the service, which words the refusal.
+    users: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=150)]], msgspec.Meta(max_length=64)]
 
 
 class RoomRequest(msgspec.Struct):
@@ -194,6 +200,20 @@ def rooms_view(request: HttpRequest) -> HttpResponse:
             for r in rooms
         ]
         return JsonResponse({"rooms": listed, "next": cursor})
+    except ChatError as exc:
+        return _error(exc)
+
+
+@csrf_exempt  # checked below for cookie sessions, as in rooms_view
+@require_POST
+def dms_view(request: HttpRequest) -> HttpResponse:
+    """The direct room of the caller and `users`: the same room for the same people."""
+    refused = _csrf_refusal(request)
+    if refused is not None:
+        return refused
+    try:
+        wanted = _parse(request, DirectRequest)
+        return JsonResponse({"room": dm_open(caller=_caller(request), usernames=wanted.users).slug})
     except ChatError as exc:
         return _error(exc)
 

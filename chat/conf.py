@@ -239,6 +239,11 @@ KEYS: dict[str, Key] = {
     # Connection tokens are short-lived: a page fetches a fresh one for every connect.
     "TOKEN_TTL": integer(3600, minimum=1),
     "CHAT_SIGNUP_ENABLED": flag(True),
+    # Rooms one user may create, by the page's form or by subscribing to a new slug (staff
+    # are exempt): plenty for anyone's projects and teams, far from flooding the directory
+    # or the database. 0 turns a limit off.
+    "CHAT_ROOMS_PER_USER": integer(200, minimum=0),
+    "CHAT_ROOMS_PER_USER_PER_HOUR": integer(30, minimum=0),
     # Sockets one user may hold across the cluster: tabs on a few devices, not a botnet.
     "CHAT_MAX_SOCKETS_PER_USER": integer(20, minimum=1),
     # Rooms one socket may follow: a busy sidebar; each costs presence and fan-out.

@@ -14,6 +14,8 @@ class Room(models.Model):
     slug = models.CharField(max_length=64, unique=True, validators=[RegexValidator(SLUG_PATTERN)])
     title = models.CharField(max_length=200, blank=True)
     is_private = models.BooleanField(default=False)
+    # A direct conversation (POST /api/dms): private, its members exactly the people in it.
+    is_direct = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

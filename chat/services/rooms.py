@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from chatcluster.conf import chat_settings
 from chatcluster.errors import ChatError
@@ -52,6 +54,7 @@ def room_resolve(*, slug: str, user: User, create: bool = False, publish: bool =
             raise ChatError("not_found", f"room {slug} does not exist")
         if not policy.can_create(user=user, slug=slug, is_private=False):
             raise ChatError("forbidden", f"you may not create room {slug}")
+        room_check_quota(user=user)
         try:
             with transaction.atomic():
                 room = Room.objects.create(slug=slug, title=slug, created_by=user)
@@ -65,9 +68,28 @@ def room_resolve(*, slug: str, user: User, create: bool = False, publish: bool =
     return room
 
 
+def room_check_quota(*, user: User) -> None:
+    """Refuse a room past the user's hourly or total allowance (CHAT_ROOMS_PER_USER*)."""
+    if user.is_staff:
+        return
+    total, hourly = chat_settings.CHAT_ROOMS_PER_USER, chat_settings.CHAT_ROOMS_PER_USER_PER_HOUR
+    mine = Room.objects.filter(created_by=user)
+    if total and mine.count() >= total:
+        raise ChatError("forbidden", f"you have created {total} rooms, the most one person may")
+    if hourly:
+        hour_ago = timezone.now() - timedelta(hours=1)
+        recent = sorted(mine.filter(created_at__gte=hour_ago).values_list("created_at", flat=True))
+        if len(recent) >= hourly:
+            wait = (recent[-hourly] - hour_ago).total_seconds()
+            raise ChatError(
+                "rate_limited", f"you have created {hourly} rooms in the last hour", retry_after=max(1.0, wait)
+            )
+
+
 def room_create(*, slug: str, title: str, is_private: bool, creator: User) -> Room:
     if not room_policy().can_create(user=creator, slug=slug, is_private=is_private):
         raise ChatError("forbidden", f"you may not create room {slug}")
+    room_check_quota(user=creator)
     with transaction.atomic():
         if Room.objects.filter(slug=slug).exists():
             raise ChatError("bad_request", f"room {slug} already exists")

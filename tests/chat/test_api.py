@@ -325,3 +325,27 @@ def test_a_bad_page_size_or_cursor_is_400(query: str) -> None:
     client.force_login(User.objects.create_user("reader"))
     answer = client.get(f"/api/rooms{query}")
     assert answer.status_code == 400 and answer.json()["error"] == "bad_request"
+
+
+def test_dms_answer_the_same_room_for_the_same_people_by_session_or_bearer() -> None:
+    ann, bob = User.objects.create_user("ann", password="pw-ann-123"), User.objects.create_user("bob")
+    session = Client(enforce_csrf_checks=False)
+    session.force_login(ann)
+    first = post_json(session, "/api/dms", {"users": ["bob"]})
+    assert first.status_code == 200 and first.json()["room"].startswith("dm-")
+    bearer = post_json(Client(), "/api/dms", {"users": ["ann"]}, Authorization=f"Bearer {_api_key_of('bob')}")
+    assert bearer.json() == first.json()
+    assert bob.pk in Room.objects.get(slug=first.json()["room"]).members.values_list("pk", flat=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"), [({"users": []}, 400), ({"users": "bob"}, 400), ({"users": ["nobody"]}, 404), ({}, 400)]
+)
+def test_dms_refuse_bad_input_with_a_clear_status(body: object, status: int) -> None:
+    User.objects.create_user("bob")
+    response = post_json(Client(), "/api/dms", body, Authorization=f"Bearer {_api_key_of('ann')}")
+    assert response.status_code == status and "error" in response.json()
+
+
+def test_dms_without_credentials_are_401() -> None:
+    assert post_json(Client(), "/api/dms", {"users": ["bob"]}).status_code == 401
