@@ -33,6 +33,7 @@ from chatcluster.services.logins import login_admit, login_failed, login_succeed
 from chatcluster.services.messages import PublishRequest, message_history
 from chatcluster.services.reads import read_mark, read_markers
 from chatcluster.services.rooms import room_check_slug, room_create, room_page
+from chatcluster.services.search import message_search
 from chatcluster.services.tokens import token_issue, token_user
 
 logger = logging.getLogger(__name__)
@@ -200,6 +201,26 @@ def rooms_view(request: HttpRequest) -> HttpResponse:
             for r in rooms
         ]
         return JsonResponse({"rooms": listed, "next": cursor})
+    except ChatError as exc:
+        return _error(exc)
+
+
+@require_GET
+def search_view(request: HttpRequest) -> HttpResponse:
+    """Messages matching `q` in the rooms the caller may read (or in `room`), newest first."""
+    try:
+        user = _caller(request)
+        try:
+            limit = int(request.GET.get("limit", "20"))
+        except ValueError:
+            raise ChatError("bad_request", "limit must be an integer") from None
+        if limit < 1:
+            raise ChatError("bad_request", "limit must be at least 1")
+        room = request.GET.get("room") or None
+        if room is not None:
+            room_check_slug(slug=room)
+        results = message_search(user=user, query=request.GET.get("q", ""), room=room, limit=limit)
+        return JsonResponse({"results": results})
     except ChatError as exc:
         return _error(exc)
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/token", api.token_view, name="api-token"),
     path("api/rooms", api.rooms_view, name="api-rooms"),
     path("api/dms", api.dms_view, name="api-dms"),
+    path("api/search", api.search_view, name="api-search"),
     path("api/rooms/<str:slug>/messages", api.room_messages_view, name="api-room-messages"),
     path("api/rooms/<str:slug>/read", api.room_read_view, name="api-room-read"),
     path("healthz", api.healthz, name="healthz"),

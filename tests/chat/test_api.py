@@ -11,6 +11,7 @@ from django.test import Client, override_settings
 
 from chatcluster.models import Membership, Message, Room
 from chatcluster.services.apikeys import apikey_create
+from chatcluster.services.messages import message_publish
 from chatcluster.services.tokens import token_user
 
 # Committed transactions: the publish endpoint stores through the node's publisher, which
@@ -349,3 +350,30 @@ def test_dms_refuse_bad_input_with_a_clear_status(body: object, status: int) -> 
 
 def test_dms_without_credentials_are_401() -> None:
     assert post_json(Client(), "/api/dms", {"users": ["bob"]}).status_code == 401
+
+
+def test_search_answers_the_callers_readable_messages_newest_first() -> None:
+    ann = User.objects.create_user("ann")
+    session = Client()
+    session.force_login(ann)
+    for body in ["hello world", "world peace"]:
+        message_publish(slug="talk", author=ann, body=body)
+    answer = session.get("/api/search", {"q": "world"})
+    assert answer.status_code == 200
+    assert [(m["room"], m["seq"], m["body"]) for m in answer.json()["results"]] == [
+        ("talk", 2, "world peace"),
+        ("talk", 1, "hello world"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"q": ""}, {"q": "x", "limit": "zero"}, {"q": "x", "limit": "0"}, {"q": "x", "room": "Bad Room"}]
+)
+def test_search_refuses_bad_parameters_with_400(params: dict[str, str]) -> None:
+    session = Client()
+    session.force_login(User.objects.create_user("ann"))
+    assert session.get("/api/search", params).status_code == 400
+
+
+def test_search_without_credentials_is_401() -> None:
+    assert Client().get("/api/search", {"q": "x"}).status_code == 401
