@@ -95,27 +95,21 @@ class RunningCluster:
         )
 
     def tokens(self, *users: str) -> list[str]:
-        out = subprocess.run(
-            [sys.executable, "manage.py", "chat_token", *users, "--create", "--ttl", "3600"],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
+        out = self.manage("chat_token", *users, "--create", "--ttl", "3600").split()
         assert len(out) == len(users)
         return out
 
     def shell(self, code: str) -> str:
         """Run Python in `manage.py shell` against the cluster's database and Redis."""
-        return subprocess.run(
-            [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        return self.manage("shell", "--no-imports", "-c", code)
+
+    def manage(self, *args: str) -> str:
+        """`manage.py` against the cluster's database and Redis; its stdout, or its stderr in the failure."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, f"manage.py {args[0]} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        return result.stdout
 
     def login(self, username: str, password: str = "pw-for-tests-1") -> httpx.Client:
         """An HTTP client logged in through the balancer, creating the user if needed.

@@ -91,6 +91,19 @@ async def test_forty_concurrent_http_publishes_on_one_node_are_all_stored(cluste
             )
             assert [a.status_code for a in answers] == [201] * 40, [a.text for a in answers if a.status_code != 201]
     assert sorted(a.json()["seq"] for a in answers) == list(range(41, 81))
+    database = cluster.env["DATABASE_URL"]
+    if database.startswith("postgres"):
+        # Each request ran its sync code on a thread of its own: a connection left open
+        # there is never reused. Before, all 80 lingered and used up PostgreSQL.
+        import psycopg
+
+        from tests.cluster import admin_dsn
+
+        with psycopg.connect(admin_dsn(), autocommit=True) as admin:
+            (open_now,) = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [database.rsplit("/", 1)[1]]
+            ).fetchone()  # type: ignore[misc]
+        assert open_now <= 30, f"{open_now} connections still open to the cluster's database"
 
 
 async def test_http_publishes_and_their_sync_receivers_outlive_the_request_that_started_the_writer() -> None:
