@@ -32,4 +32,4 @@ def without_token(url: str) -> str:
 def _with_query(url: str, extra: list[tuple[str, str]]) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "token"]
-    return urlunsplit(parts._replace(query=urlencode(query + extra)))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query + extra), parts.fragment))

@@ -94,6 +94,7 @@ async def test_a_client_that_asks_for_history_and_never_reads_leaves_its_node_sm
             await ws.wait_closed()
         code = ws.close_code
     grown_mb = (rss_kb(pid) - before) / 1024
+    print(f"history flood: closed with {code}, node RSS grew {grown_mb:.1f} MB")
     # The node ended the socket (1008 over the history budget, or 1013 past the byte
     # budget); a client that reads nothing never sees the close frame itself (1006).
     assert code in (1006, 1008, CLOSE_TOO_SLOW), code
