@@ -12,12 +12,11 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster import ROOT, RunningCluster, start_cluster
+from tests.cluster import ROOT, RunningCluster
 
 pytestmark = [pytest.mark.cluster]
 
@@ -58,14 +57,10 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: 
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def js_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
-    """Two nodes behind Caddy, with a Redis of their own (nobody else's keys or limits)."""
-    running = start_cluster(tmp_path_factory.mktemp("js-cluster"), nodes=2, private_redis=True)
-    try:
-        yield running
-    finally:
-        running.stop()
+@pytest.fixture
+def js_cluster(cluster: RunningCluster) -> RunningCluster:
+    """The suite's cluster: its first two nodes behind Caddy (no cluster of its own to start)."""
+    return cluster
 
 
 @needs_node

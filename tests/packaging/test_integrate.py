@@ -10,77 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import websockets
 
-from chatcluster.conf import KEYS
 from tests.cluster import http_status, pick_base_port
-from tests.packaging.conftest import ROOT
+from tests.packaging.host import ROOT, Host, steps
 
 pytestmark = [pytest.mark.cluster]
 
-DOC = ROOT / "docs" / "integrate.md"
 SMOKE = ROOT.parent / "shared" / "contract-smoke.py"
-WHEELHOUSE = ROOT / ".local" / "wheelhouse"
-STEP = re.compile(r"<!-- integrate: (append|write|run)(?: (\S+))? -->\n```\w*\n(.*?)```", re.S)
-
-# The host's own apps: a `chat` app with a Room model, and a custom user model.
-HOST_APPS = {
-    "accounts/models.py": (
-        "from django.contrib.auth.models import AbstractUser\n\n\nclass User(AbstractUser):\n    pass\n"
-    ),
-    "chat/models.py": (
-        "from django.conf import settings\nfrom django.db import models\n\n\n"
-        "class Room(models.Model):\n"
-        "    name = models.CharField(max_length=50)\n"
-        "    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name='rooms')\n"
-    ),
-}
-HOST_SETTINGS = '\nINSTALLED_APPS += ["accounts", "chat"]\nAUTH_USER_MODEL = "accounts.User"\n'
-
-
-@dataclass
-class Host:
-    site: Path
-    python: Path
-    env: dict[str, str]
-    port: int = 0
-    # The private Redis `runcluster` started, as it prints it: host code outside the nodes uses it too.
-    redis_url: str = ""
-
-    def run(self, *args: str) -> str:
-        result = subprocess.run(
-            [str(self.python), *args], cwd=self.site, env=self.env, capture_output=True, text=True, timeout=120
-        )
-        assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
-        return result.stdout
-
-    def shell(self, code: str) -> str:
-        """`manage.py shell -c code` as host code outside the nodes, on the cluster's Redis."""
-        result = subprocess.run(
-            [str(self.python), "manage.py", "shell", "--no-imports", "-c", code],
-            cwd=self.site,
-            env=self.env | {"REDIS_URL": self.redis_url},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 0, f"{code} failed:\n{result.stdout}\n{result.stderr}"
-        return result.stdout
-
-
-def steps() -> list[tuple[str, str, str]]:
-    return [(m[1], m[2] or "", m[3]) for m in STEP.finditer(DOC.read_text())]
 
 
 def test_the_document_gives_the_settings_urls_router_and_commands_as_code() -> None:
@@ -90,43 +35,6 @@ def test_the_document_gives_the_settings_urls_router_and_commands_as_code() -> N
         ("write", "mysite/asgi.py"),
         ("run", ""),
     ]
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Host:
-    """A fresh project with the wheel installed and steps 1 to 4 of the document applied."""
-    if not WHEELHOUSE.is_dir():
-        pytest.fail(f"{WHEELHOUSE} is missing: `make setup` fetches the wheels a host project installs")
-    site = tmp_path_factory.mktemp("host") / "site"
-    site.mkdir()
-    # A host's environment: none of this test run's own settings leak in.
-    env = {k: v for k, v in os.environ.items() if k not in KEYS and not k.startswith(("DJANGO_", "DATABASE_"))}
-    env.pop("PYTHONPATH", None)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(site / ".venv")], check=True)
-    python = site / ".venv" / "bin" / "python"
-    # Step 1, offline: pip from this venv installs into the fresh one.
-    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-index", "--no-compile"]
-    subprocess.run(
-        [*install, "--find-links", str(WHEELHOUSE), f"{wheel}[local,client]"],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    made = Host(site=site, python=python, env=env)
-    made.run("-m", "django", "startproject", "mysite", ".")
-    for app, source in HOST_APPS.items():
-        made.run("manage.py", "startapp", app.split("/")[0])
-        (site / app).write_text(source)
-    with (site / "mysite" / "settings.py").open("a") as settings_file:
-        settings_file.write(HOST_SETTINGS)
-    for kind, path, code in steps():
-        if kind == "append":
-            with (site / path).open("a") as target:
-                target.write("\n" + code)
-        elif kind == "write":
-            (site / path).write_text(code)
-    made.run("manage.py", "makemigrations", "accounts", "chat")
-    return made
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +101,6 @@ def test_the_contract_smoke_passes_against_a_two_node_cluster_of_the_host_projec
 
 def test_host_code_publishes_through_the_python_api_to_sockets_on_every_node(cluster: Host) -> None:
     (token,) = cluster.run("manage.py", "chat_token", "reader", "--create").split()
-    cluster.shell("from accounts.models import User; User.objects.create_user('bot')")
 
     async def scenario() -> dict[str, object]:
         url = f"ws://127.0.0.1:{cluster.port + 2}/ws/?token={token}"
@@ -205,7 +112,7 @@ def test_host_code_publishes_through_the_python_api_to_sockets_on_every_node(clu
                 code = (
                     "from accounts.models import User\n"
                     "from chatcluster.host import room_publish_sync, room_presence_sync\n"
-                    "bot = User.objects.get(username='bot')\n"
+                    "bot = User.objects.get_or_create(username='bot')[0]\n"
                     "print(room_publish_sync(room='deploys', user=bot, body='v2 is live').seq)\n"
                     "print(room_presence_sync(room='deploys'))\n"
                 )
