@@ -111,6 +111,10 @@ DB_AGNOSTIC = (
     "tests/chat/test_budget.py",
     "tests/chat/test_sendqueue.py",
     "tests/chat/services/test_logins.py",
+    "tests/chat/test_views.py",
+    "tests/chat/test_signals.py",
+    "tests/chat/services/test_dms.py",
+    "tests/chat/services/test_rooms.py",
     "tests/packaging/",
     "tests/chat/test_conf_retry.py",
 )
