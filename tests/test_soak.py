@@ -21,5 +21,7 @@ async def test_random_faults_under_traffic_lose_nothing(tmp_path: Path) -> None:
     report = summary.table() + "".join(f"\nviolation: {v}" for v in summary.violations)
     print(report)
     assert summary.passed, report
-    assert sum(summary.faults.values()) >= 5, report
+    # A fault every 2-6 s, each followed by its recovery (up to ~4 s here): at worst one per
+    # 10 s. Asking for more than the duration allows made a short run fail on a slow draw.
+    assert sum(summary.faults.values()) >= SOAK_SECONDS // 10, report
     assert summary.acked > 0, report
