@@ -9,7 +9,6 @@ never fails: each default is safe for local development. A malformed one raises
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -24,69 +23,19 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from chatcluster.envparse import (
+    parse_bool,
+    parse_budget,
+    parse_choice,
+    parse_networks,
+    parse_number,
+    parse_sentinel,
+    split_list,
+)
+
 NAMESPACE = "CHATCLUSTER"
 # The frame types with a budget of their own (budget.py); "invalid" is what does not parse.
 FRAME_KINDS = ("publish", "subscribe", "unsubscribe", "typing", "history", "ping", "invalid")
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_bool(name: str, raw: object) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    value = str(raw).strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r}: use true or false")
-
-
-def parse_number(name: str, raw: object, *, minimum: float = 0, maximum: float | None = None) -> float:
-    try:
-        value = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from exc
-    if value < minimum or (maximum is not None and value > maximum):
-        raise ImproperlyConfigured(f"{name}={raw!r} must lie between {minimum} and {maximum}")
-    return value
-
-
-def _list(raw: object) -> list[str]:
-    parts = raw.split(",") if isinstance(raw, str) else list(raw)  # type: ignore[call-overload]
-    return [str(p).strip() for p in parts if str(p).strip()]
-
-
-def parse_networks(name: str, raw: object) -> list[Network]:
-    try:
-        return [ipaddress.ip_network(part, strict=False) for part in _list(raw)]
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r}: {exc}") from exc
-
-
-def parse_sentinel(address: str) -> tuple[str, int]:
-    host, _, port = address.strip().rpartition(":")
-    if not host or not port.isdigit():
-        raise ImproperlyConfigured(f"REDIS_SENTINELS entry {address!r}: write host:port (Sentinel's port is 26379)")
-    return host, int(port)
-
-
-def env_str(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    return default if not raw else parse_bool(name, raw)
-
-
-def env_number(name: str, default: float, *, minimum: float = 0, maximum: float | None = None) -> float:
-    raw = os.environ.get(name)
-    return default if not raw else parse_number(name, raw, minimum=minimum, maximum=maximum)
-
-
-def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
-    return int(env_number(name, default, minimum=minimum, maximum=maximum))
 
 
 @dataclass(frozen=True)
@@ -113,23 +62,12 @@ def integer(default: int, *, minimum: int = 0, maximum: int | None = None) -> Ke
     return Key(default, lambda name, raw: int(parse_number(name, raw, minimum=minimum, maximum=maximum)), maximum)
 
 
-def parse_budget(name: str, raw: object) -> tuple[float, float]:
-    rate, _, burst = str(raw).partition("/")
-    try:
-        parsed = float(rate), float(burst)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r}: write rate/burst, e.g. 5/20") from None
-    if parsed[0] <= 0 or parsed[1] < 1:
-        raise ImproperlyConfigured(f"{name}={raw!r}: the rate must be positive and the burst at least 1")
-    return parsed
-
-
 def budget(default: str) -> Key:
     return Key(default, parse_budget)
 
 
 def strings(default: str) -> Key:
-    return Key(default, lambda name, raw: _list(raw))
+    return Key(default, lambda name, raw: split_list(raw))
 
 
 # Each timing or size carries the reason for its value. docs/integrate.md lists them.
@@ -141,7 +79,7 @@ KEYS: dict[str, Key] = {
     "REDIS_URL": strings("redis://127.0.0.1:6379/0"),
     # Sentinel instead of fixed addresses: host:port,host:port and the monitored master
     # name(s), one shard each. REDIS_URL then gives only the database number and password.
-    "REDIS_SENTINELS": Key("", lambda name, raw: [parse_sentinel(a) for a in _list(raw)]),
+    "REDIS_SENTINELS": Key("", lambda name, raw: [parse_sentinel(a) for a in split_list(raw)]),
     "REDIS_MASTER_NAME": strings(""),
     # runcluster only: private Redis instances it starts when REDIS_URL is unset.
     "REDIS_SHARDS": integer(1, minimum=1, maximum=16),
@@ -160,7 +98,7 @@ KEYS: dict[str, Key] = {
     "REDIS_SOCKET_TIMEOUT": number(5, minimum=0.1),
     # pubsub: Redis PUBLISH/SUBSCRIBE, never drops. core: lists with a capacity, drops
     # when full. docs/architecture.md gives the measurements behind the default.
-    "CHANNEL_LAYER": Key("pubsub", lambda name, raw: _choice(name, raw, ("pubsub", "core"))),
+    "CHANNEL_LAYER": Key("pubsub", lambda name, raw: parse_choice(name, raw, ("pubsub", "core"))),
     # --- Nodes -------------------------------------------------------------
     "NODE_PORT": integer(0),
     "NODE_ID": text(""),
@@ -301,12 +239,6 @@ KEYS: dict[str, Key] = {
     "CHAT_ROOMS_PAGE": integer(50, minimum=1),
     "CHAT_ROOMS_PAGE_MAX": integer(200, minimum=1),
 }
-
-
-def _choice(name: str, raw: object, allowed: tuple[str, ...]) -> str:
-    if raw not in allowed:
-        raise ImproperlyConfigured(f"{name}={raw!r}: use one of {', '.join(allowed)}")
-    return str(raw)
 
 
 class ChatSettings:

@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from chatcluster.conf import env_bool, env_int, env_number, env_str
+from chatcluster.envparse import env_bool, env_int, env_number, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = BASE_DIR / ".local"
