@@ -306,8 +306,13 @@ async def presence_converges(
         await asyncio.sleep(0.2)
 
 
-async def stalled_socket(port: int, token: str, room: str) -> socket.socket:
-    """A client that subscribes and then never reads again, with a tiny receive window."""
+async def stalled_socket(port: int, token: str, room: str) -> websockets.ClientConnection:
+    """A client that subscribes and then never reads again, with a tiny receive window.
+
+    Drop it with `ws.transport.abort()`: closing the raw socket would leave the loop's
+    transport holding its descriptor number, and the next connect that gets the number
+    fails with "File descriptor N is used by transport".
+    """
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
@@ -324,4 +329,4 @@ async def stalled_socket(port: int, token: str, room: str) -> socket.socket:
             pass
     # Stop the library's reader too: from here on nothing drains the kernel buffer.
     ws.transport.pause_reading()
-    return sock
+    return ws

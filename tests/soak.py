@@ -168,8 +168,8 @@ async def run_soak(
         stop_publishing.set()
         await asyncio.gather(*publishing)
         # Stalled clients drop off (no close frame): their users leave after the grace.
-        for sock in stalled:
-            sock.close()
+        for ws in stalled:
+            ws.transport.abort()
         # Presence equal to the truth: every follower of each room, no one else.
         for room, group in followers.items():
             expected = {f.name for f in group}

@@ -416,7 +416,7 @@ async def test_a_client_that_stops_reading_is_closed_and_slows_no_one(chaos: Run
         lambda: all(len(f.latencies) - m >= 150 for f, m in zip(followers, marks, strict=True)), 20, "traffic after"
     )
     await traffic.finish()
-    stalled.close()
+    stalled.transport.abort()
     for follower, before in zip(followers, baseline, strict=True):
         assert follower.connects == 1, follower.name
         during = follower.latencies[len(before) :]
