@@ -148,12 +148,13 @@ async def room_messages_view(request: HttpRequest, slug: str) -> JsonResponse:
 def _history_sync(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         before = int(request.GET["before"]) if request.GET.get("before") else None
+        around = int(request.GET["around"]) if request.GET.get("around") else None
         limit = int(request.GET.get("limit", "50"))
     except ValueError:
-        raise ChatError("bad_request", "before and limit must be integers") from None
-    if (before is not None and before < 0) or limit < 1:
-        raise ChatError("bad_request", "before must be >= 0 and limit >= 1")
-    messages = message_history(slug=slug, user=_caller(request), before=before, limit=limit)
+        raise ChatError("bad_request", "before, around and limit must be integers") from None
+    if (before is not None and before < 0) or (around is not None and around < 0) or limit < 1:
+        raise ChatError("bad_request", "before and around must be >= 0 and limit >= 1")
+    messages = message_history(slug=slug, user=_caller(request), before=before, limit=limit, around=around)
     return JsonResponse({"messages": messages})
 
 
@@ -194,6 +195,11 @@ def rooms_view(request: HttpRequest) -> HttpResponse:
             wanted = _parse(request, RoomRequest)
             room = room_create(slug=wanted.slug, title=wanted.title, is_private=wanted.private, creator=user)
             return JsonResponse({"slug": room.slug, "title": room.title, "private": room.is_private}, status=201)
+        if scope := request.GET.get("scope"):
+            # Imported here: api_rooms is built on this module's helpers.
+            from chatcluster.api_rooms import rooms_scoped
+
+            return rooms_scoped(request, scope)
         rooms, cursor = room_page(user=user, **_rooms_page(request))
         read = read_markers(user=user, rooms=rooms)
         listed = [

@@ -7,16 +7,22 @@ message's type selects what the receiver does with it. Group names come from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.core.signals import setting_changed
+from django.db import transaction
 from django.utils.module_loading import import_string
 
 from chatcluster import protocol
 from chatcluster.conf import NAMESPACE, channel_layer_config
 from chatcluster.seams import channels_redis
+
+logger = logging.getLogger(__name__)
 
 EVENT_MESSAGE = "chat.message"
 EVENT_PRESENCE = "chat.presence"
@@ -92,3 +98,21 @@ async def publish_revoke(user_id: int, session_key: str | None = None) -> None:
 async def publish_evict(user_id: int, room: str) -> None:
     """End, on every node, the subscriptions of `user_id` to `room`."""
     await layer().group_send(CONTROL_GROUP, {"type": EVENT_EVICT, "user": user_id, "room": room})
+
+
+def after_commit(send: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+    """From sync code: run the broadcast `send(*args)` once the transaction commits.
+
+    A lost broadcast is only a delay: every node's access review applies the change from
+    the database within CHAT_ACCESS_RECHECK seconds.
+    """
+
+    def run() -> None:
+        try:
+            async_to_sync(send)(*args)
+        except Exception as exc:
+            logger.warning(
+                "%s%r not broadcast (%r); nodes apply it at their next access review", send.__name__, args, exc
+            )
+
+    transaction.on_commit(run)

@@ -35,7 +35,7 @@ from chatcluster.envparse import (
 
 NAMESPACE = "CHATCLUSTER"
 # The frame types with a budget of their own (budget.py); "invalid" is what does not parse.
-FRAME_KINDS = ("publish", "subscribe", "unsubscribe", "typing", "history", "ping", "invalid")
+FRAME_KINDS = ("publish", "subscribe", "unsubscribe", "typing", "history", "ping", "edit", "delete", "react", "invalid")
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,12 @@ KEYS: dict[str, Key] = {
     # History pages are capped so one request can't pull a whole room.
     "CHAT_HISTORY_MAX": integer(100, minimum=1),
     "CHAT_AUTO_CREATE_ROOMS": flag(True),
+    # Where a user who has joined no room lands (and joins); empty: the room directory.
+    "CHAT_DEFAULT_ROOM": text("general"),
+    # Names counted as mentions in one message: a greeting to a team, not a mass ping.
+    "CHAT_MENTIONS_MAX": integer(20, minimum=0),
+    # The longest slow mode a moderator may set, in seconds.
+    "CHAT_SLOW_MAX": integer(3600, minimum=1),
     # Frames waiting for one slow client before it is cut off: a few seconds of a busy room.
     "SEND_QUEUE_MAX": integer(1000, minimum=1),
     # ... and their bytes: two full history pages of the longest messages (100 x 16 KB each),
@@ -171,6 +177,10 @@ KEYS: dict[str, Key] = {
     "CHAT_FRAMES_TYPING": budget("3/10"),
     "CHAT_FRAMES_HISTORY": budget("3/20"),
     "CHAT_FRAMES_PING": budget("2/10"),
+    # Changes to messages: fixing typos and a burst of reactions, not a stream.
+    "CHAT_FRAMES_EDIT": budget("3/20"),
+    "CHAT_FRAMES_DELETE": budget("3/30"),
+    "CHAT_FRAMES_REACT": budget("5/30"),
     # Frames that do not parse: a buggy client gets its bad_request answers, a fuzzer the door.
     "CHAT_FRAMES_INVALID": budget("5/20"),
     # --- Access ------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -24,6 +25,7 @@ from chatcluster.publisher import get_publisher
 from chatcluster.seams import channels
 from chatcluster.sendqueue import SendQueue
 from chatcluster.services.access import Grant, access_auth_hash
+from chatcluster.services.changes import change_of
 from chatcluster.services.connections import connection_close, connection_open
 from chatcluster.services.liveness import INSTANCE
 from chatcluster.services.messages import PublishRequest, message_history
@@ -41,6 +43,9 @@ KIND_OF: dict[type, str] = {
     protocol.Typing: "typing",
     protocol.History: "history",
     protocol.Ping: "ping",
+    protocol.Edit: "edit",
+    protocol.Delete: "delete",
+    protocol.React: "react",
 }
 
 
@@ -128,7 +133,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if room not in self.subs:
             return
         await self.hub.unsubscribe(subs=self.subs, room=room)
-        self.reply_error(ChatError("forbidden", f"you are no longer a member of {room}"), room=room)
+        self.reply_error(ChatError("forbidden", f"you were removed from {room}"), room=room)
 
     async def close_with(self, code: int) -> None:
         self.queue.stop()
@@ -220,6 +225,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     # (a bot, the benchmark) pays no Redis call.
                     self.typed_in.discard(command.room)
                     await typing_clear(room=command.room, user=self.user_name)
+            case protocol.Edit() | protocol.Delete() | protocol.React():
+                posted = await get_publisher().change(author=self.user, apply=partial(change_of, command, self.user))
+                self.reply({"type": "ack", "room": posted.room, "seq": posted.seq}, command.ref)
             case protocol.History():
                 if self.queue.backed_up():
                     # Its earlier answers still wait to be read: another page would only

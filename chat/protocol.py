@@ -59,8 +59,28 @@ class Ping(Command, tag="ping", frozen=True):
     pass
 
 
-AnyCommand = Subscribe | Unsubscribe | Publish | Typing | History | Ping
-ROOM_COMMANDS = (Subscribe, Unsubscribe, Publish, Typing, History)
+class Edit(Command, tag="edit", frozen=True):
+    room: Slug = ""
+    target: Seq = 0
+    body: str = ""
+
+
+class Delete(Command, tag="delete", frozen=True):
+    room: Slug = ""
+    target: Seq = 0
+
+
+class React(Command, tag="react", frozen=True):
+    room: Slug = ""
+    target: Seq = 0
+    # One emoji grapheme; its length in code points is checked with the rest (services/changes.py).
+    emoji: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    on: bool = True
+
+
+AnyCommand = Subscribe | Unsubscribe | Publish | Typing | History | Ping | Edit | Delete | React
+ROOM_COMMANDS = (Subscribe, Unsubscribe, Publish, Typing, History, Edit, Delete, React)
+CHANGE_COMMANDS = (Edit, Delete, React)
 
 _decoder = msgspec.json.Decoder(AnyCommand)
 _loose_decoder = msgspec.json.Decoder()
@@ -79,6 +99,8 @@ def parse_frame(text: str) -> AnyCommand:
         raise ChatError("bad_request", "frame nests too deeply") from None
     if isinstance(command, ROOM_COMMANDS) and not command.room:
         raise ChatError("bad_request", "room is required")
+    if isinstance(command, CHANGE_COMMANDS) and not command.target:
+        raise ChatError("bad_request", "target is required: the seq of a message")
     return command
 
 

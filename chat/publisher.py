@@ -16,6 +16,7 @@ import contextvars
 import json
 import logging
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,6 +50,14 @@ def _publish_batch(*, requests: list[PublishRequest]) -> list[PostedMessage | Ch
 _store_batch = database_sync_to_async(_publish_batch, thread_sensitive=False, executor=_WRITER)
 
 
+def _apply(change: Callable[[], PostedMessage]) -> PostedMessage:
+    return change()
+
+
+# Changes write on the same one thread as publishes: one writer per node.
+_store_change = database_sync_to_async(_apply, thread_sensitive=False, executor=_WRITER)
+
+
 class Publisher:
     def __init__(self) -> None:
         self._waiting: list[Waiter] = []
@@ -69,6 +78,20 @@ class Publisher:
             # HTTP publishes).
             self._writer = asyncio.create_task(self._write(), context=contextvars.Context())
         return await done
+
+    async def change(self, *, author: Any, apply: Callable[[], PostedMessage]) -> PostedMessage:
+        """An edit, delete or react: one publish token, stored by `apply`, then broadcast.
+
+        Not batched: changes are rare next to messages, and each needs its target's row.
+        """
+        (wait,) = await ratelimit_publish_many(user_ids=[author.pk])
+        if wait > 0:
+            raise ratelimit_refusal(wait=wait)
+        posted = await _store_change(apply)
+        if posted.created:
+            metrics.MESSAGES_IN.inc()
+            await self._broadcast([posted])
+        return posted
 
     async def _write(self) -> None:
         batch: list[Waiter] = []

@@ -7,15 +7,13 @@ socket against the database within CHAT_ACCESS_RECHECK seconds if it is lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.core.handlers.asgi import ASGIHandler
 from django.core.signals import request_finished
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal, receiver
 from django.http import HttpRequest
@@ -27,28 +25,16 @@ from chatcluster.signals import message_deleted, message_edited
 logger = logging.getLogger(__name__)
 
 
-def _broadcast_after_commit(send: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-    def run() -> None:
-        try:
-            async_to_sync(send)(*args)
-        except Exception as exc:
-            logger.warning(
-                "%s%r not broadcast (%r); nodes apply it at their next access review", send.__name__, args, exc
-            )
-
-    transaction.on_commit(run)
-
-
 @receiver(user_logged_out)
 def close_sockets_of_the_session(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     if user is not None and request.session.session_key:
-        _broadcast_after_commit(broadcast.publish_revoke, user.pk, request.session.session_key)
+        broadcast.after_commit(broadcast.publish_revoke, user.pk, request.session.session_key)
 
 
 @receiver(post_save, sender=get_user_model())
 def close_sockets_of_an_inactive_user(sender: Any, instance: Any, **kwargs: Any) -> None:
     if not instance.is_active:
-        _broadcast_after_commit(broadcast.publish_revoke, instance.pk, None)
+        broadcast.after_commit(broadcast.publish_revoke, instance.pk, None)
 
 
 @receiver(post_delete, sender=Membership)
@@ -57,7 +43,7 @@ def end_subscriptions_of_a_removed_member(sender: Any, instance: Membership, **k
         slug = instance.room.slug
     except Room.DoesNotExist:
         return  # the room itself is being deleted
-    _broadcast_after_commit(broadcast.publish_evict, instance.user_id, slug)
+    broadcast.after_commit(broadcast.publish_evict, instance.user_id, slug)
 
 
 # Messages change outside the publish path only in the admin today (docs/integrate.md):

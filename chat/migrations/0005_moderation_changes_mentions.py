@@ -4,6 +4,28 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+# SQLite adds some of these columns by rebuilding the message table, which drops the
+# full-text triggers of 0004: they are made again, and the index rebuilt from the table.
+SQLITE_FTS = [
+    "DROP TRIGGER IF EXISTS chatcluster_message_fts_insert",
+    "DROP TRIGGER IF EXISTS chatcluster_message_fts_delete",
+    "DROP TRIGGER IF EXISTS chatcluster_message_fts_update",
+    "CREATE TRIGGER chatcluster_message_fts_insert AFTER INSERT ON chatcluster_message BEGIN "
+    "INSERT INTO chatcluster_message_fts(rowid, body) VALUES (new.id, new.body); END",
+    "CREATE TRIGGER chatcluster_message_fts_delete AFTER DELETE ON chatcluster_message BEGIN "
+    "INSERT INTO chatcluster_message_fts(chatcluster_message_fts, rowid, body) VALUES ('delete', old.id, old.body); END",
+    "CREATE TRIGGER chatcluster_message_fts_update AFTER UPDATE OF body ON chatcluster_message BEGIN "
+    "INSERT INTO chatcluster_message_fts(chatcluster_message_fts, rowid, body) VALUES ('delete', old.id, old.body); "
+    "INSERT INTO chatcluster_message_fts(rowid, body) VALUES (new.id, new.body); END",
+    "INSERT INTO chatcluster_message_fts(chatcluster_message_fts) VALUES ('rebuild')",
+]
+
+
+def restore_search(apps, schema_editor):  # type: ignore[no-untyped-def]
+    if schema_editor.connection.vendor == "sqlite":
+        for sql in SQLITE_FTS:
+            schema_editor.execute(sql)
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -187,4 +209,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.RunPython(restore_search, restore_search),
     ]

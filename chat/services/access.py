@@ -18,7 +18,7 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.utils import timezone
 
-from chatcluster.models import Membership, Room
+from chatcluster.models import Membership, Room, Sanction
 from chatcluster.policy import policy_is_default, room_policy
 
 
@@ -37,7 +37,7 @@ class Grant:
 class AccessReview:
     # Sockets whose user or session no longer grants access: close them with 4401.
     revoked: set[str] = field(default_factory=set)
-    # (conn, room) subscriptions to private rooms their user is no longer a member of.
+    # (conn, room) subscriptions their user may no longer hold: removed from a private room, or banned.
     evicted: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -101,7 +101,7 @@ def access_review(*, grants: list[Grant], subscriptions: list[tuple[str, int, st
         ):
             review.revoked.add(grant.conn)
     if not policy_is_default():
-        review.evicted = _unreadable(subscriptions)
+        review.evicted = _unreadable(subscriptions) + _banned(subscriptions)
         return review
     private = set(
         Room.objects.filter(slug__in={room for _, _, room in subscriptions}, is_private=True).values_list(
@@ -115,7 +115,22 @@ def access_review(*, grants: list[Grant], subscriptions: list[tuple[str, int, st
         ).values_list("room__slug", "user_id")
     )
     review.evicted = [(conn, room) for conn, user_id, room in watched if (room, user_id) not in members]
+    review.evicted += _banned(subscriptions)
     return review
+
+
+def _banned(subscriptions: list[tuple[str, int, str]]) -> list[tuple[str, str]]:
+    """(conn, room) of the subscriptions whose user is banned from the room."""
+    if not subscriptions:
+        return []
+    bans = set(
+        Sanction.objects.filter(
+            kind=Sanction.Kind.BAN,
+            room__slug__in={room for _, _, room in subscriptions},
+            user_id__in={user_id for _, user_id, _ in subscriptions},
+        ).values_list("room__slug", "user_id")
+    )
+    return [(conn, room) for conn, user_id, room in subscriptions if (room, user_id) in bans]
 
 
 def _unreadable(subscriptions: list[tuple[str, int, str]]) -> list[tuple[str, str]]:

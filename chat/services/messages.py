@@ -15,8 +15,10 @@ from django.utils import timezone
 from chatcluster import protocol
 from chatcluster.conf import chat_settings
 from chatcluster.errors import ChatError
-from chatcluster.models import Membership, Message, Room
+from chatcluster.models import Membership, Message, Reaction, Room
 from chatcluster.policy import policy_is_default
+from chatcluster.services.mentions import mention_record
+from chatcluster.services.moderation import moderators_among, sanction_refusal, sanctions_among, slow_mode_wait
 from chatcluster.services.rooms import room_check_slug, room_resolve
 
 # C0/C1 controls other than tab and newline, and the bidi embedding, override and
@@ -49,10 +51,27 @@ def message_frame(*, room: str, seq: int, user: str, body: str, ts: str) -> str:
     return protocol.encode({"type": "message", "room": room, "seq": seq, "user": user, "body": body, "ts": ts})
 
 
-def _frame_of(message: Message, room: str) -> str:
-    return message_frame(
-        room=room, seq=message.seq, user=message.author_name, body=message.body, ts=message.created_at.isoformat()
-    )
+def entry_frame(entry: Message, room: str) -> str:
+    """The frame of an entry of the seq stream: a message in its current state, or a change."""
+    ts = entry.created_at.isoformat()
+    if entry.kind == Message.Kind.MESSAGE:
+        if not (entry.edited_at or entry.deleted):
+            return message_frame(room=room, seq=entry.seq, user=entry.author_name, body=entry.body, ts=ts)
+        frame: dict[str, Any] = {"type": "message", "room": room, "seq": entry.seq, "user": entry.author_name}
+        frame["body"] = "" if entry.deleted else entry.body
+        frame["ts"] = ts
+        if entry.edited_at:
+            frame["edited"] = entry.edited_at.isoformat()
+        if entry.deleted:
+            frame["deleted"] = True
+        return protocol.encode(frame)
+    frame = {"type": entry.kind, "room": room, "seq": entry.seq, "target": entry.target, "user": entry.author_name}
+    if entry.kind == Message.Kind.EDIT:
+        frame["body"] = entry.body
+    elif entry.kind == Message.Kind.REACT:
+        frame["emoji"], frame["on"] = entry.emoji, bool(entry.reaction_on)
+    frame["ts"] = ts
+    return protocol.encode(frame)
 
 
 def message_create(*, room: Room, author: User, body: str, key: str | None = None) -> PostedMessage:
@@ -61,7 +80,9 @@ def message_create(*, room: Room, author: User, body: str, key: str | None = Non
     if key is not None:
         existing = Message.objects.filter(room=room, author=author, client_key=key).first()
         if existing is not None:
-            return PostedMessage(room=room.slug, seq=existing.seq, frame=_frame_of(existing, room.slug), created=False)
+            return PostedMessage(
+                room=room.slug, seq=existing.seq, frame=entry_frame(existing, room.slug), created=False
+            )
     try:
         with transaction.atomic():
             # One statement takes the room's row lock and the next seq. A concurrent
@@ -82,14 +103,15 @@ def message_create(*, room: Room, author: User, body: str, key: str | None = Non
                 client_key=key,
                 created_at=timezone.now(),
             )
+            mention_record(room_id=room.pk, entries=[(seq, author.pk, body)])
     except IntegrityError:
         if key is None:
             raise
         # The same key raced in from another connection and won.
         existing = Message.objects.get(room=room, author=author, client_key=key)
-        return PostedMessage(room=room.slug, seq=existing.seq, frame=_frame_of(existing, room.slug), created=False)
+        return PostedMessage(room=room.slug, seq=existing.seq, frame=entry_frame(existing, room.slug), created=False)
     return PostedMessage(
-        room=room.slug, seq=seq, frame=_frame_of(message, room.slug), created=True, ts=message.created_at.timestamp()
+        room=room.slug, seq=seq, frame=entry_frame(message, room.slug), created=True, ts=message.created_at.timestamp()
     )
 
 
@@ -153,11 +175,16 @@ def _rooms_for(requests: Sequence[PublishRequest], outcomes: list[PostedMessage 
     """
     wanted = sorted({requests[i].slug for i, o in enumerate(outcomes) if o is None})
     found: dict[str, tuple[int, bool]] = {}
+    slow: dict[int, int] = {}
     if wanted:
         with connection.cursor() as cursor:
             marks = ", ".join(["%s"] * len(wanted))
-            cursor.execute(f"SELECT slug, id, is_private FROM {Room._meta.db_table} WHERE slug IN ({marks})", wanted)
-            found = {slug: (room_id, bool(private)) for slug, room_id, private in cursor.fetchall()}
+            cursor.execute(
+                f"SELECT slug, id, is_private, slow_seconds FROM {Room._meta.db_table} WHERE slug IN ({marks})", wanted
+            )
+            rows = cursor.fetchall()
+            found = {slug: (room_id, bool(private)) for slug, room_id, private, _ in rows}
+            slow = {room_id: int(seconds) for _, room_id, _, seconds in rows if seconds}
     private = [room_id for room_id, is_private in found.values() if is_private]
     members: set[tuple[int, int]] = set()
     if private:
@@ -181,7 +208,45 @@ def _rooms_for(requests: Sequence[PublishRequest], outcomes: list[PostedMessage 
             rooms[i] = room[0]
         except ChatError as exc:
             outcomes[i] = exc
+    _moderate(requests, rooms, slow, outcomes)
     return rooms
+
+
+def _moderate(
+    requests: Sequence[PublishRequest],
+    rooms: dict[int, int],
+    slow: dict[int, int],
+    outcomes: list[PostedMessage | ChatError | None],
+) -> None:
+    """Refuse the publishes of banned and muted authors, and those too soon in a slow room."""
+    if not rooms:
+        return
+    authors = {requests[i].author.pk for i in rooms}
+    sanctions = sanctions_among(room_ids=set(rooms.values()), user_ids=authors)
+    slow_pairs = {(room_id, requests[i].author.pk) for i, room_id in rooms.items() if room_id in slow}
+    exempt = moderators_among(room_ids={r for r, _ in slow_pairs}, user_ids=authors) if slow_pairs else set()
+    now = timezone.now()
+    sent: set[tuple[int, int]] = set()
+    for i, room_id in list(rooms.items()):
+        request = requests[i]
+        pair = (room_id, request.author.pk)
+        refusal = sanction_refusal(slug=request.slug, kinds=sanctions.get(pair, set()), publish=True)
+        if refusal is None and pair in slow_pairs and pair not in exempt and not request.author.is_staff:
+            seconds = slow[room_id]
+            wait = (
+                float(seconds)
+                if pair in sent
+                else slow_mode_wait(room_id=room_id, user_id=pair[1], seconds=seconds, now=now)
+            )
+            if wait > 0:
+                refusal = ChatError(
+                    "rate_limited", f"{request.slug} is in slow mode: one message every {seconds} s", retry_after=wait
+                )
+        if refusal is not None:
+            outcomes[i] = refusal
+            del rooms[i]
+        else:
+            sent.add(pair)
 
 
 def _drop_repeats(
@@ -208,7 +273,7 @@ def _drop_repeats(
             stored = first.get((message.room_id, message.author_id, message.client_key or ""))
             if stored is not None:
                 slug = requests[stored].slug
-                frame = _frame_of(message, slug)
+                frame = entry_frame(message, slug)
                 outcomes[stored] = PostedMessage(room=slug, seq=message.seq, frame=frame, created=False)
                 fresh.remove(stored)
     return fresh, repeat_of
@@ -229,6 +294,7 @@ def _store(
     stored_at = connection.ops.adapt_datetimefield_value(now)
     rows: list[Any] = []
     posted: dict[int, PostedMessage] = {}
+    mentioning: dict[int, list[tuple[int, int | None, str]]] = defaultdict(list)
     with transaction.atomic(), connection.cursor() as cursor:
         # Rooms in id order, so two nodes' batches lock shared rooms in the same order.
         for room_id in sorted(by_room):
@@ -244,6 +310,8 @@ def _store(
                 rows += [room_id, seq, request.author.pk, name, bodies[i], request.key, stored_at]
                 frame = message_frame(room=request.slug, seq=seq, user=name, body=bodies[i], ts=ts)
                 posted[i] = PostedMessage(room=request.slug, seq=seq, frame=frame, created=True, ts=unix_ts)
+                if "@" in bodies[i]:
+                    mentioning[room_id].append((seq, request.author.pk, bodies[i]))
         # One multi-row INSERT (bulk_create's SQL, without building a model per row).
         values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(posted))
         cursor.execute(
@@ -251,6 +319,8 @@ def _store(
             f"(room_id, seq, author_id, author_name, body, client_key, created_at) VALUES {values}",
             rows,
         )
+        for room_id, entries in mentioning.items():
+            mention_record(room_id=room_id, entries=entries)
     for i, message in posted.items():
         outcomes[i] = message
 
@@ -261,11 +331,12 @@ def message_frames_after(*, room: Room, after: int, upto: int | None = None) -> 
     table = connection.ops.quote_name(Message._meta.db_table)
     bound = "" if upto is None else " AND seq <= %s"
     messages = Message.objects.raw(
-        f"SELECT id, seq, author_name, body, created_at FROM {table}"
+        f"SELECT id, seq, author_name, body, created_at, kind, target, emoji, reaction_on, edited_at, deleted"
+        f" FROM {table}"
         f" WHERE room_id = %s AND seq > %s{bound} ORDER BY seq LIMIT %s",
         [room.pk, after, *([] if upto is None else [upto]), chat_settings.CHAT_RECOVERY_MAX],
     )
-    return [_frame_of(m, room.slug) for m in messages]
+    return [entry_frame(m, room.slug) for m in messages]
 
 
 def message_frames_between(*, slug: str, after: int, before: int) -> list[tuple[int, str]]:
@@ -274,21 +345,57 @@ def message_frames_between(*, slug: str, after: int, before: int) -> list[tuple[
     if room is None:
         return []
     messages = Message.objects.filter(room=room, seq__gt=after, seq__lt=before).order_by("seq")
-    return [(m.seq, _frame_of(m, slug)) for m in messages[: chat_settings.CHAT_RECOVERY_MAX]]
+    return [(m.seq, entry_frame(m, slug)) for m in messages[: chat_settings.CHAT_RECOVERY_MAX]]
 
 
-def message_history(*, slug: str, user: User, before: int | None, limit: int) -> list[dict[str, object]]:
-    """Up to `limit` messages before seq `before` (newest when None), oldest first."""
+def message_history(
+    *, slug: str, user: User, before: int | None, limit: int, around: int | None = None
+) -> list[dict[str, object]]:
+    """Up to `limit` messages before seq `before` (newest when None), oldest first, in their final state.
+
+    With `around`, the messages centred on that seq instead: how a search result opens.
+    """
     room = room_resolve(slug=slug, user=user)
     limit = max(1, min(limit, chat_settings.CHAT_HISTORY_MAX))
-    messages = Message.objects.filter(room=room)
-    if before is not None:
-        messages = messages.filter(seq__lt=before)
-    newest_first = list(messages.order_by("-seq").values("seq", "author_name", "body", "created_at")[:limit])
-    return [
-        {"room": slug, "seq": m["seq"], "user": m["author_name"], "body": m["body"], "ts": m["created_at"].isoformat()}
-        for m in reversed(newest_first)
-    ]
+    messages = Message.objects.filter(room=room, kind=Message.Kind.MESSAGE)
+    fields = ("id", "seq", "author_name", "body", "created_at", "edited_at", "deleted")
+    if around is not None:
+        older = list(messages.filter(seq__lte=around).order_by("-seq").values(*fields)[: (limit + 1) // 2])
+        newer = list(messages.filter(seq__gt=around).order_by("seq").values(*fields)[: limit - len(older)])
+        rows = [*reversed(older), *newer]
+    else:
+        if before is not None:
+            messages = messages.filter(seq__lt=before)
+        rows = list(reversed(messages.order_by("-seq").values(*fields)[:limit]))
+    reactions = _reactions_of([m["id"] for m in rows if not m["deleted"]])
+    return [_history_entry(slug, m, reactions.get(m["id"], {})) for m in rows]
+
+
+def _reactions_of(message_ids: list[int]) -> dict[int, dict[str, list[str]]]:
+    found: dict[int, dict[str, list[str]]] = {}
+    if not message_ids:
+        return found
+    rows = (
+        Reaction.objects.filter(message_id__in=message_ids, on=True)
+        .order_by("seq")
+        .values_list("message_id", "emoji", "user_name")
+    )
+    for message_id, emoji, name in rows:
+        found.setdefault(message_id, {}).setdefault(emoji, []).append(name)
+    return found
+
+
+def _history_entry(slug: str, m: dict[str, Any], reactions: dict[str, list[str]]) -> dict[str, object]:
+    entry: dict[str, object] = {"room": slug, "seq": m["seq"], "user": m["author_name"]}
+    if m["deleted"]:
+        entry["deleted"] = True
+    else:
+        entry["body"] = m["body"]
+    entry["ts"] = m["created_at"].isoformat()
+    if m["edited_at"] and not m["deleted"]:
+        entry["edited"] = m["edited_at"].isoformat()
+    entry["reactions"] = reactions
+    return entry
 
 
 def message_last_seqs(*, slugs: list[str]) -> dict[str, int]:

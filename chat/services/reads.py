@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Greatest
@@ -30,7 +32,7 @@ def read_mark(*, slug: str, user: User, seq: int) -> int:
     return int(ReadMarker.objects.values_list("last_read_seq", flat=True).get(room=room, user=user))
 
 
-def read_markers(*, user: User, rooms: list[Room]) -> dict[int, int]:
+def read_markers(*, user: User, rooms: Sequence[Room]) -> dict[int, int]:
     """room id -> last read seq, for the rooms `user` has a marker in."""
     found = ReadMarker.objects.filter(user=user, room__in=rooms).values_list("room_id", "last_read_seq")
     return {room_id: int(seq) for room_id, seq in found}

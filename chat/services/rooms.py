@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from chatcluster.conf import chat_settings
 from chatcluster.errors import ChatError
-from chatcluster.models import SLUG_PATTERN, Membership, Room
+from chatcluster.models import SLUG_PATTERN, Membership, Room, Sanction
 from chatcluster.policy import room_policy
+from chatcluster.services.moderation import sanction_refusal
 
 
 def room_visible_to(*, user: User) -> QuerySet[Room]:
@@ -43,9 +44,17 @@ def room_check_slug(*, slug: str) -> None:
 def room_resolve(*, slug: str, user: User, create: bool = False, publish: bool = False) -> Room:
     """The room `slug` if `user` may read it (and publish in it), creating a public one when allowed."""
     room_check_slug(slug=slug)
-    # Every subscribe comes here: plain SQL costs a fifth of a compiled queryset.
+    # Every subscribe comes here: plain SQL costs a fifth of a compiled queryset. The same
+    # statement finds the user's sanctions in the room, so a ban costs no extra round trip.
+    rooms, sanctions = (connection.ops.quote_name(m._meta.db_table) for m in (Room, Sanction))
+    # The kinds of the user's sanctions in the room, comma-separated, in one column.
+    kinds = "string_agg(s.kind, ',')" if connection.vendor == "postgresql" else "group_concat(s.kind, ',')"
     found = list(
-        Room.objects.raw(f"SELECT * FROM {connection.ops.quote_name(Room._meta.db_table)} WHERE slug = %s", [slug])
+        Room.objects.raw(
+            f"SELECT r.*, (SELECT {kinds} FROM {sanctions} s WHERE s.room_id = r.id AND s.user_id = %s)"
+            f" AS held_sanctions FROM {rooms} r WHERE r.slug = %s",
+            [user.pk, slug],
+        )
     )
     room = found[0] if found else None
     policy = room_policy()
@@ -63,6 +72,10 @@ def room_resolve(*, slug: str, user: User, create: bool = False, publish: bool =
     if not policy.can_read(user=user, room=room):
         # The same answer whatever the room holds: no hint of what is inside.
         raise ChatError("forbidden", f"room {slug} is private")
+    held = set(filter(None, (getattr(room, "held_sanctions", None) or "").split(",")))
+    refusal = sanction_refusal(slug=slug, kinds=held, publish=publish)
+    if refusal is not None:
+        raise refusal
     if publish and not policy.can_publish(user=user, room=room):
         raise ChatError("forbidden", f"you may not publish in {slug}")
     return room

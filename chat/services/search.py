@@ -45,6 +45,8 @@ def message_search(*, user: User, query: str, room: str | None = None, limit: in
         match = " ".join('"' + word.replace('"', '""') + '"' for word in words)
         fts = f"SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH %s"
         found = Message.objects.filter(pk__in=RawSQL(fts, [match]))
+    # Messages only, never a change's own row, nor what was deleted.
+    found = found.filter(kind=Message.Kind.MESSAGE, deleted=False)
     newest = found.filter(room_id__in=room_ids).order_by("-created_at", "-pk")
     hits = newest.values("room__slug", "seq", "author_name", "body", "created_at")[:limit]
     return [
