@@ -12,6 +12,7 @@ from datetime import datetime
 import regex
 from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from chatcluster import protocol
@@ -20,6 +21,7 @@ from chatcluster.models import Mention, Message, Reaction, Room
 from chatcluster.services.messages import PostedMessage, entry_frame, message_clean_body
 from chatcluster.services.moderation import moderation_log_delete, room_can_moderate
 from chatcluster.services.rooms import room_resolve
+from chatcluster.signals import message_deleted, message_edited
 
 # The most code points one reaction may hold: a family or a flag with its modifiers.
 EMOJI_MAX_CODEPOINTS = 16
@@ -45,6 +47,7 @@ def message_edit(*, slug: str, user: User, target: int, body: str) -> PostedMess
         now = timezone.now()
         Message.objects.filter(pk=message.pk).update(body=body, edited_at=now)
         entry = _append(room, user, seq, Message.Kind.EDIT, target, now, body=body)
+    _announce(message_edited, room, message, body=body, edited=now)
     return _posted(entry, room)
 
 
@@ -70,6 +73,7 @@ def message_delete(*, slug: str, user: User, target: int) -> PostedMessage:
         if message.author_id != user.pk:
             moderation_log_delete(room=room, actor=user, author_name=message.author_name, seq=target)
         entry = _append(room, user, seq, Message.Kind.DELETE, target, now)
+    _announce(message_deleted, room, message, deleted=True)
     return _posted(entry, room)
 
 
@@ -106,6 +110,26 @@ def change_of(command: protocol.Edit | protocol.Delete | protocol.React, user: U
             return message_react(
                 slug=command.room, user=user, target=command.target, emoji=command.emoji, on=command.on
             )
+
+
+def _announce(signal: Signal, room: Room, message: Message, **state: object) -> None:
+    """Host code hears of the change through chatcluster.signals, as of an admin edit."""
+    if not signal.has_listeners():
+        return
+    frame = {
+        "type": "message",
+        "room": room.slug,
+        "seq": message.seq,
+        "user": message.author_name,
+        "body": "" if state.get("deleted") else state.get("body", message.body),
+        "ts": message.created_at.isoformat(),
+    }
+    if isinstance(edited := state.get("edited"), datetime):
+        frame["edited"] = edited.isoformat()
+    if state.get("deleted"):
+        frame["deleted"] = True
+    # Robust: a failing receiver is logged (django.dispatch) and the change stands.
+    signal.send_robust(sender=Message, room=room.slug, seq=message.seq, user=message.author, message=frame)
 
 
 def _next_seq(room: Room) -> int:

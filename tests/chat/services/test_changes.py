@@ -149,3 +149,27 @@ def test_one_emoji_grapheme_is_a_reaction(emoji: str) -> None:
 def test_anything_else_is_not(emoji: str) -> None:
     with pytest.raises(ChatError):
         emoji_check(emoji=emoji)
+
+
+def test_host_code_hears_of_edits_and_deletes(room: Room, ann: User) -> None:
+    from chatcluster.signals import message_deleted, message_edited
+
+    heard: list[tuple[str, dict[str, object]]] = []
+
+    def on_edit(sender: object, *, message: dict[str, object], **kwargs: object) -> None:
+        heard.append(("edited", message))
+
+    def on_delete(sender: object, *, message: dict[str, object], **kwargs: object) -> None:
+        heard.append(("deleted", message))
+
+    message_edited.connect(on_edit, weak=False)
+    message_deleted.connect(on_delete, weak=False)
+    try:
+        seq = message_create(room=room, author=ann, body="teh").seq
+        message_edit(slug="changes", user=ann, target=seq, body="the")
+        message_delete(slug="changes", user=ann, target=seq)
+    finally:
+        message_edited.disconnect(on_edit)
+        message_deleted.disconnect(on_delete)
+    assert [(kind, m["seq"], m["body"]) for kind, m in heard] == [("edited", seq, "the"), ("deleted", seq, "")]
+    assert "edited" in heard[0][1] and heard[1][1]["deleted"] is True
