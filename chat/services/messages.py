@@ -360,8 +360,9 @@ def message_history(
     messages = Message.objects.filter(room=room, kind=Message.Kind.MESSAGE)
     fields = ("id", "seq", "author_name", "body", "created_at", "edited_at", "deleted")
     if around is not None:
-        older = list(messages.filter(seq__lte=around).order_by("-seq").values(*fields)[: (limit + 1) // 2])
-        newer = list(messages.filter(seq__gt=around).order_by("seq").values(*fields)[: limit - len(older)])
+        # Half after it, the rest (more, near the room's end) up to and including it.
+        newer = list(messages.filter(seq__gt=around).order_by("seq").values(*fields)[: limit // 2])
+        older = list(messages.filter(seq__lte=around).order_by("-seq").values(*fields)[: limit - len(newer)])
         rows = [*reversed(older), *newer]
     else:
         if before is not None:

@@ -140,6 +140,22 @@ CASES = [
     Case("a flood of 300 history requests", [frame(type="history", room=ROOM, limit=100)] * 300, ("close", 1008)),
     Case("a flood of 300 unparsable frames", ["hello"] * 300, ("close", 1008)),
     Case(
+        "a flood of 300 reactions",
+        [frame(type="react", room=ROOM, target=10**12, emoji="👍", on=i % 2 == 0) for i in range(300)],
+        ("close", 1008),
+    ),
+    Case("edit without a target", [frame(type="edit", room=ROOM, body="x", ref="r")], ("error", "bad_request")),
+    Case(
+        "react with an object for an emoji",
+        [frame(type="react", room=ROOM, target=1, emoji={"a": 1}, ref="r")],
+        ("error", "bad_request"),
+    ),
+    Case(
+        "delete of a message that is not there",
+        [frame(type="delete", room=ROOM, target=10**12, ref="r")],
+        ("error", "not_found"),
+    ),
+    Case(
         "a flood of 1000 publishes at once",
         [frame(type="publish", room=ROOM, body=f"flood {i}", ref=f"f{i}") for i in range(1000)],
         ("close", 1008),

@@ -16,6 +16,16 @@ def test_subscribe_with_since_parses_into_a_typed_command() -> None:
     assert command == protocol.Subscribe(room="lobby", since=7, ref="a")
 
 
+def test_change_frames_parse_into_typed_commands() -> None:
+    assert protocol.parse_frame('{"type":"edit","room":"r","target":3,"body":"b"}') == protocol.Edit(
+        room="r", target=3, body="b"
+    )
+    assert protocol.parse_frame('{"type":"delete","room":"r","target":3}') == protocol.Delete(room="r", target=3)
+    assert protocol.parse_frame('{"type":"react","room":"r","target":3,"emoji":"👍"}') == protocol.React(
+        room="r", target=3, emoji="👍", on=True
+    )
+
+
 def test_unknown_fields_such_as_a_forged_user_are_ignored() -> None:
     command = protocol.parse_frame('{"type":"publish","room":"r","body":"hi","user":"admin"}')
     assert command == protocol.Publish(room="r", body="hi")
@@ -42,6 +52,14 @@ def test_unknown_fields_such_as_a_forged_user_are_ignored() -> None:
         '{"type":"publish","room":"r","body":5}',
         '{"type":"publish","room":"r","body":"\\ud800"}',
         '{"type":"ping","ref":"' + "x" * 65 + '"}',
+        '{"type":"edit","room":"r","body":"x"}',
+        '{"type":"edit","room":"r","target":0,"body":"x"}',
+        '{"type":"edit","room":"r","target":"1","body":"x"}',
+        '{"type":"edit","target":1,"body":"x"}',
+        '{"type":"delete","room":"r","target":-3}',
+        '{"type":"react","room":"r","target":1,"emoji":["x"]}',
+        '{"type":"react","room":"r","target":1,"emoji":"' + "x" * 65 + '"}',
+        '{"type":"react","room":"r","target":1,"emoji":"x","on":1}',
     ],
 )
 def test_bad_frames_are_bad_request(text: str) -> None:
@@ -91,8 +109,28 @@ _values = st.recursive(
 @settings(max_examples=500, deadline=None)
 @given(
     st.fixed_dictionaries(
-        {"type": st.sampled_from(["subscribe", "unsubscribe", "publish", "typing", "history", "ping", "pong"])},
-        optional={name: _values for name in ("room", "since", "body", "key", "before", "limit", "ref", "user", "seq")},
+        {
+            "type": st.sampled_from(
+                ["subscribe", "unsubscribe", "publish", "typing", "history", "ping", "pong", "edit", "delete", "react"]
+            )
+        },
+        optional={
+            name: _values
+            for name in (
+                "room",
+                "since",
+                "body",
+                "key",
+                "before",
+                "limit",
+                "ref",
+                "user",
+                "seq",
+                "target",
+                "emoji",
+                "on",
+            )
+        },
     )
 )
 def test_frames_of_known_types_with_any_field_values_never_raise_anything_else(frame: dict[str, object]) -> None:
