@@ -27,7 +27,7 @@ def post(client: Client, path: str, body: dict[str, Any] | None = None) -> Any:
 
 
 def test_joining_makes_a_member_and_the_creator_its_owner() -> None:
-    ann, ann_client = signed_in("ann")
+    _ann, ann_client = signed_in("ann")
     bob, bob_client = signed_in("bob")
     assert post(ann_client, "/api/rooms/new-room/join").json() == {"room": "new-room", "role": "owner"}
     assert post(bob_client, "/api/rooms/new-room/join").json() == {"room": "new-room", "role": "member"}
@@ -51,7 +51,7 @@ def test_private_rooms_bans_and_dms_refuse_joining_or_leaving() -> None:
 
 
 def test_the_joined_list_counts_unread_and_mentions_and_names_the_people_of_a_dm() -> None:
-    ann, ann_client = signed_in("ann")
+    ann, _ann_client = signed_in("ann")
     bob, bob_client = signed_in("bob")
     post(bob_client, "/api/rooms/team/join")
     room = Room.objects.get(slug="team")
@@ -70,7 +70,7 @@ def test_the_joined_list_counts_unread_and_mentions_and_names_the_people_of_a_dm
 
 
 def test_the_directory_pages_and_searches_public_rooms_only() -> None:
-    ann, client = signed_in("ann")
+    _ann, client = signed_in("ann")
     Room.objects.bulk_create([Room(slug=f"room-{i:03}", title=f"Topic {i}") for i in range(120)])
     Room.objects.create(slug="hidden", is_private=True)
     post(client, "/api/rooms/room-001/join")
@@ -95,7 +95,7 @@ def test_the_directory_pages_and_searches_public_rooms_only() -> None:
 
 
 def test_members_and_users_answer_prefix_lookups() -> None:
-    ann, client = signed_in("ann")
+    _ann, client = signed_in("ann")
     for name in ("bea", "ben", "carl"):
         user = User.objects.create_user(name)
         Membership.objects.create(room=Room.objects.get_or_create(slug="club")[0], user=user)
