@@ -7,12 +7,15 @@ from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, Value
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from chatcluster.models import ApiKey, Membership, Message, ReadMarker, Room
+from chatcluster.errors import ChatError
+from chatcluster.models import ApiKey, Membership, Message, ModerationAction, Reaction, ReadMarker, Room, Sanction
 from chatcluster.services.apikeys import apikey_create
+from chatcluster.services.changes import message_delete
+from chatcluster.services.moderation import Moderation, room_moderate
 from chatcluster.services.nodes import NodeInfo, node_list, node_redis_figures, node_room_presence
 
 # The host's user model names its users by its own field (AUTH_USER_MODEL).
@@ -29,8 +32,9 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    list_display = ["slug", "title", "is_private", "member_count", "last_seq", "created_by", "created_at"]
-    list_filter = ["is_private", "created_at"]
+    list_display = ["slug", "title", "is_private", "is_direct", "slow_seconds", "member_count", "last_seq"]
+    list_display += ["created_by", "created_at"]
+    list_filter = ["is_private", "is_direct", "created_at"]
     search_fields = ["slug", "title"]
     readonly_fields = ["last_seq", "created_at"]
     raw_id_fields = ["created_by"]
@@ -48,6 +52,30 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["room__slug", USER_SEARCH]
     autocomplete_fields = ["room"]
     raw_id_fields = ["user"]
+    actions = ["kick", "ban", "mute"]
+
+    def _moderate(self, request: HttpRequest, queryset: QuerySet[Membership], action: str) -> None:
+        done = 0
+        for membership in queryset.select_related("room", "user"):
+            moderation = Moderation(action=action, user=membership.user.get_username())
+            try:
+                room_moderate(room=membership.room, actor=request.user, moderation=moderation)  # type: ignore[arg-type]
+                done += 1
+            except ChatError as exc:
+                self.message_user(request, f"{membership}: {exc.detail}", level=messages.ERROR)
+        self.message_user(request, f"{action}: {done} done, on every node, and in the moderation log.")
+
+    @admin.action(description="Kick from the room")
+    def kick(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        self._moderate(request, queryset, "kick")
+
+    @admin.action(description="Ban from the room")
+    def ban(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        self._moderate(request, queryset, "ban")
+
+    @admin.action(description="Mute in the room")
+    def mute(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        self._moderate(request, queryset, "mute")
 
 
 @admin.register(ReadMarker)
@@ -76,24 +104,133 @@ class ReadMarkerAdmin(admin.ModelAdmin):
         return False
 
 
+# Staff see direct conversations listed; their words only with this permission.
+DM_PERMISSION = "chatcluster.view_direct_messages"
+HIDDEN = "(a direct message: its text needs the view_direct_messages permission)"
+
+
+class ReactionInline(admin.TabularInline):
+    model = Reaction
+    fields = ("emoji", "user_name", "on", "seq")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["room", "seq", "author_name", "short_body", "created_at"]
-    list_filter = ["room", "created_at"]
+    list_display = ["room", "seq", "kind", "target", "author_name", "short_body", "edited_at", "deleted", "created_at"]
+    list_filter = ["kind", "deleted", "room__is_direct", "created_at"]
     search_fields = ["body", "author_name", "room__slug"]
     list_select_related = ["room"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
+    fields = (
+        "room", "seq", "kind", "target", "author_name", "shown_body", "emoji", "reaction_on", "edited_at", "deleted",
+        "created_at",
+    )  # fmt: skip
+    readonly_fields = fields
+    inlines = [ReactionInline]
+    actions = ["delete_in_stream"]
 
     @admin.display(description="body")
     def short_body(self, message: Message) -> str:
+        if message.hidden:  # type: ignore[attr-defined]
+            return HIDDEN
         return message.body if len(message.body) <= 80 else message.body[:79] + "…"
 
-    # The record of what was said: operators read it, nobody rewrites it here.
+    @admin.display(description="body")
+    def shown_body(self, message: Message) -> str:
+        return HIDDEN if message.hidden else message.body  # type: ignore[attr-defined]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        # Whether this viewer may read each row, decided with the request that lists it.
+        may_read_dms = request.user.has_perm(DM_PERMISSION)
+        hidden = Value(False) if may_read_dms else F("room__is_direct")
+        return super().get_queryset(request).annotate(hidden=hidden)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Message], search_term: str) -> Any:
+        if search_term and not request.user.has_perm(DM_PERMISSION):
+            # A body search must not reveal what a DM says by what it matches.
+            queryset = queryset.exclude(room__is_direct=True)
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.action(description="Delete selected messages (for everyone, in the room's stream)")
+    def delete_in_stream(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        done = 0
+        for message in queryset.filter(kind=Message.Kind.MESSAGE, deleted=False).select_related("room"):
+            message_delete(slug=message.room.slug, user=request.user, target=message.seq)  # type: ignore[arg-type]
+            done += 1
+        self.message_user(request, f"{done} messages deleted; every client sees it as a delete in the room.")
+
+    # The record of what was said: operators read it, nobody rewrites it here. A row
+    # removed outright would leave a hole in its room's seq stream: deletion is the
+    # action above, which is itself an entry of the stream.
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        if not request.user.is_staff:
+            actions.pop("delete_in_stream", None)
+        return actions
+
+
+@admin.register(Sanction)
+class SanctionAdmin(admin.ModelAdmin):
+    """Bans and mutes in force; adding one here acts on every node as the page's does."""
+
+    list_display = ["room", "user", "kind", "by", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["room__slug", USER_SEARCH]
+    autocomplete_fields = ["room"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["by", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: Sanction, form: Any, change: bool) -> None:
+        room_moderate(
+            room=obj.room,
+            actor=request.user,  # type: ignore[arg-type]
+            moderation=Moderation(action=obj.kind, user=obj.user.get_username()),
+        )
+        saved = Sanction.objects.get(room=obj.room, user=obj.user, kind=obj.kind)
+        obj.pk, obj.by, obj.created_at = saved.pk, saved.by, saved.created_at
+
+    def delete_model(self, request: HttpRequest, obj: Sanction) -> None:
+        moderation = Moderation(action=f"un{obj.kind}", user=obj.user.get_username())
+        room_moderate(room=obj.room, actor=request.user, moderation=moderation)  # type: ignore[arg-type]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Sanction]) -> None:
+        for sanction in queryset.select_related("room", "user"):
+            self.delete_model(request, sanction)
+
+
+@admin.register(ModerationAction)
+class ModerationActionAdmin(admin.ModelAdmin):
+    """The moderation log: read only, the record of who did what."""
+
+    list_display = ["created_at", "room", "actor_name", "action", "target_name", "detail"]
+    list_filter = ["action", "created_at"]
+    search_fields = ["room__slug", "actor_name", "target_name"]
+    list_select_related = ["room"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -93,6 +93,8 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["room", "seq"]
+        # Staff see DMs listed in the admin, their bodies only with this permission.
+        permissions = [("view_direct_messages", "Can read the bodies of direct messages")]
         constraints = [
             # Also the index for "messages of room R after seq S" (recovery and history).
             models.UniqueConstraint(fields=["room", "seq"], name="chatcluster_message_seq_unique"),

@@ -74,3 +74,55 @@ def test_read_markers_show_the_unread_count_and_cannot_be_edited() -> None:
     assert client.post(f"/admin/chatcluster/readmarker/{marker.pk}/change/", {"last_read_seq": 0}).status_code == 403
     marker.refresh_from_db()
     assert marker.last_read_seq == 5
+
+
+def _staff(name: str, *codenames: str) -> Client:
+    user = User.objects.create_user(name, is_staff=True)
+    for codename in ("view_message", "view_sanction", "add_sanction", "view_moderationaction", *codenames):
+        user.user_permissions.add(Permission.objects.get(codename=codename, content_type__app_label="chatcluster"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_changes_show_in_the_admin_and_dm_bodies_need_their_permission() -> None:
+    from chatcluster.models import Room
+    from chatcluster.services.changes import message_edit, message_react
+    from chatcluster.services.dms import dm_open
+    from chatcluster.services.messages import message_create
+
+    ann, bob = User.objects.create_user("ann"), User.objects.create_user("bob")
+    room = Room.objects.create(slug="open-room")
+    seq = message_create(room=room, author=ann, body="public words").seq
+    message_edit(slug="open-room", user=ann, target=seq, body="public words, fixed")
+    message_react(slug="open-room", user=bob, target=seq, emoji="👍", on=True)
+    dm = dm_open(caller=ann, usernames=["bob"])
+    message_create(room=dm, author=ann, body="private words")
+    helpdesk = _staff("helpdesk")
+    listing = helpdesk.get("/admin/chatcluster/message/").content.decode()
+    assert "public words, fixed" in listing and ">Edit<" in listing and ">Reaction<" in listing
+    assert "private words" not in listing and "view_direct_messages permission" in listing
+    assert "private words" not in helpdesk.get("/admin/chatcluster/message/?q=private").content.decode()
+    trusted = _staff("trusted", "view_direct_messages")
+    assert "private words" in trusted.get("/admin/chatcluster/message/").content.decode()
+
+
+def test_the_admin_deletes_in_the_stream_and_bans_through_moderation() -> None:
+    from chatcluster.models import Message, ModerationAction, Room, Sanction
+    from chatcluster.services.messages import message_create
+
+    ann = User.objects.create_user("ann")
+    room = Room.objects.create(slug="open-room")
+    message_create(room=room, author=ann, body="spam")
+    client = _staff("mod")
+    message = Message.objects.get(room=room, seq=1)
+    client.post("/admin/chatcluster/message/", {"action": "delete_in_stream", "_selected_action": [message.pk]})
+    assert Message.objects.get(pk=message.pk).deleted
+    assert Message.objects.filter(room=room, kind="delete", target=1).exists()
+    answer = client.post(
+        "/admin/chatcluster/sanction/add/", {"room": room.pk, "user": ann.pk, "kind": "ban"}, follow=False
+    )
+    assert answer.status_code == 302, answer.content[:2000]
+    assert Sanction.objects.filter(room=room, user=ann, kind="ban").exists()
+    assert list(ModerationAction.objects.values_list("action", flat=True).order_by("id")) == ["delete", "ban"]
+    assert client.get("/admin/chatcluster/moderationaction/").status_code == 200
