@@ -12,7 +12,7 @@ from chatcluster.models import Membership, Room, Sanction
 from chatcluster.services.dms import dm_open
 from chatcluster.services.messages import message_create
 
-pytestmark = [pytest.mark.django_db, pytest.mark.db_agnostic]
+pytestmark = pytest.mark.django_db
 
 
 def signed_in(name: str, **fields: Any) -> tuple[User, Client]:
