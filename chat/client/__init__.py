@@ -6,14 +6,16 @@
         async for event in client:
             ...
 
-It reconnects with jittered backoff, resumes each room with `since`, hands out messages
-once and in order, and resends unacked publishes with their idempotency key. `frames`
+It reconnects with jittered backoff, resumes each room with `since`, hands out messages and
+the changes to them (edit, delete, react) once and in order, and resends unacked publishes
+with their idempotency key. `frames`
 holds the typed frames and encoders on their own, for tools that bring their own socket.
 It needs no Django.
 """
 
 from chatcluster.client.connection import Client, TokenSource
 from chatcluster.client.events import (
+    AnswerLostError,
     AuthenticationError,
     ChatClientError,
     ClientClosedError,
@@ -25,6 +27,8 @@ from chatcluster.client.events import (
 )
 from chatcluster.client.frames import (
     Ack,
+    Delete,
+    Edit,
     Error,
     FrameError,
     History,
@@ -32,6 +36,7 @@ from chatcluster.client.frames import (
     Message,
     Pong,
     Presence,
+    React,
     ServerFrame,
     Subscribed,
     Typing,
@@ -41,10 +46,13 @@ from chatcluster.client.frames import (
 
 __all__ = [
     "Ack",
+    "AnswerLostError",
     "AuthenticationError",
     "ChatClientError",
     "Client",
     "ClientClosedError",
+    "Delete",
+    "Edit",
     "Error",
     "Event",
     "FrameError",
@@ -53,6 +61,7 @@ __all__ = [
     "Message",
     "Pong",
     "Presence",
+    "React",
     "Reset",
     "ServerError",
     "ServerFrame",

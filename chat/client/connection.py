@@ -13,7 +13,7 @@ import websockets
 from websockets.typing import Origin
 
 from chatcluster.client import frames, policy, urls
-from chatcluster.client.dispatch import Dispatch
+from chatcluster.client.dispatch import Dispatch, OnDrop
 from chatcluster.client.events import AuthenticationError, ChatClientError, ClientClosedError, Event, State, StateChange
 from chatcluster.client.outbox import Pending
 from chatcluster.client.stream import EventStream
@@ -143,11 +143,36 @@ class Client(Dispatch):
         """Up to `limit` messages of `room` before seq `before` (the newest without it), oldest first."""
         self._check_usable()
         answer = await self._request(
-            lambda ref: frames.encode_history(room, before=before, limit=limit, ref=ref), resend=True
+            lambda ref: frames.encode_history(room, before=before, limit=limit, ref=ref), on_drop="again"
         )
         if not isinstance(answer, frames.History):
             raise ChatClientError(f"unexpected answer to history of {room!r}: {answer!r}")
         return answer.messages
+
+    async def edit(self, room: str, target: int, body: str) -> int:
+        """Change the body of your message `target` (its seq) and return the edit's own seq.
+
+        Sent once connected. It is not sent again after a drop, since a repeat would be stored
+        as a second edit: a drop before the answer raises AnswerLostError, and the room's
+        `Edit` events tell whether it was stored. A refusal raises ServerError (`forbidden`
+        for another's message, `not_found`, `rate_limited` with `retry_after`, ...).
+        """
+        self._check_usable()
+        return await self._change(lambda ref: frames.encode_edit(room, target, body, ref=ref), "fail")
+
+    async def delete(self, room: str, target: int) -> int:
+        """Delete message `target` (yours, or any as the room's owner, a moderator or staff); return the seq
+        of the delete. It waits through reconnects: a repeat is answered with the first delete's seq.
+        A refusal raises ServerError."""
+        self._check_usable()
+        return await self._change(lambda ref: frames.encode_delete(room, target, ref=ref), "again")
+
+    async def react(self, room: str, target: int, emoji: str, *, on: bool = True) -> int:
+        """Give (`on`) or take back the reaction `emoji` (one emoji grapheme) to message `target`; return
+        the seq of the change. It waits through reconnects: asking for the state a reaction already has
+        stores nothing and is answered with the seq that set it. A refusal raises ServerError."""
+        self._check_usable()
+        return await self._change(lambda ref: frames.encode_react(room, target, emoji, on=on, ref=ref), "again")
 
     async def typing(self, room: str) -> None:
         """Tell the room's other users that you type (dropped while not connected)."""
@@ -162,11 +187,11 @@ class Client(Dispatch):
         """Seconds until the server answered a ping."""
         self._check_usable()
         started = asyncio.get_running_loop().time()
-        await self._request(lambda ref: frames.encode_ping(ref=ref), resend=True)
+        await self._request(lambda ref: frames.encode_ping(ref=ref), on_drop="again")
         return asyncio.get_running_loop().time() - started
 
     def last_seq(self, room: str) -> int | None:
-        """The seq up to which every message of `room` was handed out."""
+        """The seq up to which every event of `room` (messages and their changes) was handed out."""
         state = self._rooms.get(room)
         return state.last if state else None
 
@@ -176,8 +201,14 @@ class Client(Dispatch):
 
     @property
     def repeats(self) -> int:
-        """Message frames dropped because their seq was already handed out (replays overlap live frames)."""
+        """Seq-stream frames dropped because their seq was already handed out (replays overlap live frames)."""
         return self._repeats
+
+    async def _change(self, build: Callable[[str], bytes], on_drop: OnDrop) -> int:
+        answer = await self._request(build, on_drop=on_drop)
+        if not isinstance(answer, frames.Ack):
+            raise ChatClientError(f"unexpected answer to a change: {answer!r}")
+        return answer.seq
 
     # --- the connection loop --------------------------------------------------------
 

@@ -12,13 +12,13 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 from chatcluster.client import frames, policy
-from chatcluster.client.events import ChatClientError, Event, Reset, ServerError
+from chatcluster.client.events import AnswerLostError, ChatClientError, Event, Reset, ServerError
 from chatcluster.client.outbox import Outbox
 from chatcluster.client.rooms import RoomState, Sequenced
 
@@ -26,12 +26,22 @@ logger = logging.getLogger("chatcluster.client")
 
 Answer = frames.ServerFrame | frames.Unknown | None
 
+# What becomes of a request whose socket drops before its answer:
+# - "again": sent again on the next socket, for requests the server answers alike when
+#   repeated (history, ping, delete, react);
+# - "forget": answered None; nor is it sent without a socket (unsubscribe: the server ends
+#   a dropped socket's subscriptions anyway);
+# - "fail": AnswerLostError, for a request the server may have acted on and would act on
+#   twice (edit). One not sent yet waits for the next socket.
+OnDrop = Literal["again", "forget", "fail"]
+
 
 @dataclass(eq=False)
 class _Request:
     data: bytes
     future: asyncio.Future[Answer]
-    resend: bool  # sent again on the next socket when this one drops unanswered
+    on_drop: OnDrop
+    sent: bool = False  # it went out on the current socket
 
 
 class Dispatch:
@@ -69,7 +79,7 @@ class Dispatch:
         for state in list(self._rooms.values()):
             await self._send_subscribe(state)
         for request in list(self._requests.values()):
-            await self._send(request.data)
+            await self._send_request(request)
         await self._pump()
 
     def _dropped(self) -> None:
@@ -79,10 +89,17 @@ class Dispatch:
         for state in self._rooms.values():
             state.dropped()
         for ref, request in list(self._requests.items()):
-            if not request.resend:
-                del self._requests[ref]
-                if not request.future.done():
-                    request.future.set_result(None)
+            if request.on_drop == "again" or (request.on_drop == "fail" and not request.sent):
+                continue  # it goes out on the next socket
+            del self._requests[ref]
+            if request.future.done():
+                continue
+            if request.on_drop == "forget":
+                request.future.set_result(None)
+            else:
+                request.future.set_exception(
+                    AnswerLostError("the socket dropped before the server answered; it may have been done")
+                )
 
     async def _on_text(self, text: str | bytes) -> None:
         try:
@@ -91,12 +108,15 @@ class Dispatch:
             logger.warning("chat client: skipped a frame that is not a JSON object with a type: %.200r", text)
             return
         match frame:
-            case frames.Message():
+            case frames.Message() | frames.Edit() | frames.Delete() | frames.React():
                 await self._on_sequenced(frame.room, frame)
             case frames.Unknown() if frame.room is not None and frame.seq is not None:
                 await self._on_sequenced(frame.room, frame)  # a newer server's event of the seq stream
             case frames.Subscribed():
                 await self._on_subscribed(frame)
+            case frames.Ack() if (request := self._requests.get(frame.ref or "")) is not None:
+                if not request.future.done():
+                    request.future.set_result(frame)  # an edit, delete or react
             case frames.Ack():
                 self._outbox.acked(frame.ref, frame.seq)
                 await self._pump()
@@ -141,7 +161,7 @@ class Dispatch:
         self._fail_waiters(room, ChatClientError(f"unsubscribed from {room!r}"))
         self._update_state()
         if self._ws is not None:
-            await self._request(lambda ref: frames.encode_unsubscribe(room, ref=ref), resend=False)
+            await self._request(lambda ref: frames.encode_unsubscribe(room, ref=ref), on_drop="forget")
 
     async def _send_subscribe(self, state: RoomState, asked: int | None = None) -> None:
         since = state.next_since(asked)
@@ -202,16 +222,22 @@ class Dispatch:
         if publish is not None:
             await self._send(frames.encode_publish(publish.room, publish.body, key=publish.key, ref=publish.ref))
 
-    async def _request(self, build: Callable[[str], bytes], *, resend: bool) -> Answer:
-        if not resend and self._ws is None:
+    async def _request(self, build: Callable[[str], bytes], *, on_drop: OnDrop) -> Answer:
+        if on_drop == "forget" and self._ws is None:
             return None
         ref = self._ref()
-        request = self._requests[ref] = _Request(build(ref), self._future(), resend)
+        request = self._requests[ref] = _Request(build(ref), self._future(), on_drop)
         try:
-            await self._send(request.data)
+            await self._send_request(request)
             return await request.future
         finally:
             self._requests.pop(ref, None)
+
+    async def _send_request(self, request: _Request) -> None:
+        if self._ws is not None:
+            # Counted as sent before the await: a drop during the send must not let it go twice.
+            request.sent = True
+            await self._send(request.data)
 
     async def _on_error(self, frame: frames.Error) -> None:
         ref = frame.ref

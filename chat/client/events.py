@@ -6,9 +6,10 @@ from typing import Literal
 
 import msgspec
 
-from chatcluster.client.frames import Error, Message, Presence, Typing, Unknown
+from chatcluster.client.frames import Delete, Edit, Error, Message, Presence, React, Typing, Unknown
 
 __all__ = [
+    "AnswerLostError",
     "AuthenticationError",
     "ChatClientError",
     "ClientClosedError",
@@ -41,10 +42,11 @@ class Reset(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
 
 
-# Messages come in order, once each; an `Unknown` with a `seq` is a newer server's event of
-# the room's seq stream and comes in order with them. An `Error` here answers no call of
-# yours: with `room`, the server ended that subscription.
-Event = Message | Presence | Typing | Error | Unknown | StateChange | Reset
+# Messages and the changes to them (Edit, Delete, React) come in seq order, once each; an
+# `Unknown` with a `seq` is a newer server's event of the room's seq stream and comes in
+# order with them. An `Error` here answers no call of yours: with `room`, the server ended
+# that subscription.
+Event = Message | Edit | Delete | React | Presence | Typing | Error | Unknown | StateChange | Reset
 
 
 class ChatClientError(Exception):
@@ -67,6 +69,11 @@ class AuthenticationError(ChatClientError):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class AnswerLostError(ChatClientError):
+    """The socket dropped between sending a call and its answer, and the call is not sent again
+    because a repeat would be done twice (an edit): it may or may not have been done."""
 
 
 class ClientClosedError(ChatClientError):

@@ -13,6 +13,8 @@ import msgspec
 
 __all__ = [
     "Ack",
+    "Delete",
+    "Edit",
     "Error",
     "FrameError",
     "History",
@@ -20,6 +22,7 @@ __all__ = [
     "Message",
     "Pong",
     "Presence",
+    "React",
     "ServerFrame",
     "Subscribed",
     "Typing",
@@ -27,10 +30,13 @@ __all__ = [
     "Unsubscribed",
     "decode",
     "decode_raw",
+    "encode_delete",
+    "encode_edit",
     "encode_history",
     "encode_ping",
     "encode_publish",
     "encode_raw",
+    "encode_react",
     "encode_subscribe",
     "encode_typing",
     "encode_unsubscribe",
@@ -51,15 +57,58 @@ class ServerFrameBase(msgspec.Struct, tag_field="type", frozen=True, kw_only=Tru
 
 
 class Message(ServerFrameBase, tag="message", frozen=True):
+    """A message. Replayed (a subscribe with `since`), it is in its current state: the latest
+    body with `edited` (a timestamp) once edited, `deleted` with an empty body once deleted;
+    the changes themselves follow as their own frames."""
+
     room: str
     seq: int
     user: str
     body: str
     ts: str
+    edited: str | None = None
+    deleted: bool = False
+
+
+# Changes to a message: each is an event of the room's seq stream under a seq of its own,
+# delivered in order with the messages. `target` is the seq of the message changed.
+
+
+class Edit(ServerFrameBase, tag="edit", frozen=True):
+    """`user` (the author) changed the body of message `target` to `body`."""
+
+    room: str
+    seq: int
+    target: int
+    user: str
+    body: str
+    ts: str
+
+
+class Delete(ServerFrameBase, tag="delete", frozen=True):
+    """`user` (the author, a moderator of the room or staff) deleted message `target`."""
+
+    room: str
+    seq: int
+    target: int
+    user: str
+    ts: str
+
+
+class React(ServerFrameBase, tag="react", frozen=True):
+    """`user` gave (`on`) or took back the reaction `emoji` (one emoji grapheme) to message `target`."""
+
+    room: str
+    seq: int
+    target: int
+    user: str
+    emoji: str
+    on: bool
+    ts: str
 
 
 class Ack(ServerFrameBase, tag="ack", frozen=True):
-    """The publish is stored as `seq`."""
+    """The publish (or edit, delete, react) is stored as `seq`."""
 
     room: str
     seq: int
@@ -89,14 +138,21 @@ class Typing(ServerFrameBase, tag="typing", frozen=True):
     user: str
 
 
-class HistoryMessage(msgspec.Struct, frozen=True):
-    """A stored message as `history` lists it (no `type`)."""
+class HistoryMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored message as `history` lists it (no `type`), in its final state.
+
+    `edited` is when it was last edited; a deleted message has `deleted` and no body (""
+    here). `reactions` lists, per emoji, the users in the order they reacted.
+    """
 
     room: str
     seq: int
     user: str
-    body: str
+    body: str = ""
     ts: str
+    edited: str | None = None
+    deleted: bool = False
+    reactions: dict[str, list[str]] = {}
 
 
 class History(ServerFrameBase, tag="history", frozen=True):
@@ -117,7 +173,9 @@ class Pong(ServerFrameBase, tag="pong", frozen=True):
     pass
 
 
-ServerFrame = Message | Ack | Subscribed | Unsubscribed | Presence | Typing | History | Error | Pong
+ServerFrame = (
+    Message | Edit | Delete | React | Ack | Subscribed | Unsubscribed | Presence | Typing | History | Error | Pong
+)
 
 
 class Unknown(msgspec.Struct, frozen=True):
@@ -211,6 +269,24 @@ class _Ping(_Command, tag="ping", frozen=True):
     pass
 
 
+class _Edit(_Command, tag="edit", frozen=True):
+    room: str
+    target: int
+    body: str
+
+
+class _Delete(_Command, tag="delete", frozen=True):
+    room: str
+    target: int
+
+
+class _React(_Command, tag="react", frozen=True):
+    room: str
+    target: int
+    emoji: str
+    on: bool
+
+
 def encode_subscribe(room: str, *, since: int | None = None, ref: str | None = None) -> bytes:
     """With `since`, the server first replays every message after it."""
     return _encoder.encode(_Subscribe(room, since, ref=ref))
@@ -236,6 +312,21 @@ def encode_history(room: str, *, before: int | None = None, limit: int | None = 
 
 def encode_ping(*, ref: str | None = None) -> bytes:
     return _encoder.encode(_Ping(ref=ref))
+
+
+def encode_edit(room: str, target: int, body: str, *, ref: str | None = None) -> bytes:
+    """Change the body of your message `target` (a message's seq, not a change's)."""
+    return _encoder.encode(_Edit(room, target, body, ref=ref))
+
+
+def encode_delete(room: str, target: int, *, ref: str | None = None) -> bytes:
+    """Delete message `target`: yours, or any as the room's owner, a moderator or staff."""
+    return _encoder.encode(_Delete(room, target, ref=ref))
+
+
+def encode_react(room: str, target: int, emoji: str, *, on: bool = True, ref: str | None = None) -> bytes:
+    """Give (`on`) or take back the reaction `emoji`, one emoji grapheme, to message `target`."""
+    return _encoder.encode(_React(room, target, emoji, on, ref=ref))
 
 
 def encode_raw(fields: Mapping[str, Any]) -> bytes:

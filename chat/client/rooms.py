@@ -6,10 +6,11 @@ keeps them. `last` is the highest seq up to which every event of the room was de
 
 from __future__ import annotations
 
-from chatcluster.client.frames import Message, Subscribed, Unknown
+from chatcluster.client.frames import Delete, Edit, Message, React, Subscribed, Unknown
 
-# An event of a room's seq stream: a message, or a newer server's event that carries a seq.
-Sequenced = Message | Unknown
+# An event of a room's seq stream: a message, a change to one (they count from the same
+# seq), or a newer server's event that carries a seq.
+Sequenced = Message | Edit | Delete | React | Unknown
 
 
 def seq_of(frame: Sequenced) -> int:

@@ -34,8 +34,10 @@ needs_ws = pytest.mark.skipif(
 )
 needs_tsc = pytest.mark.skipif(not TSC.is_file(), reason=f"tests/js/node_modules/typescript is missing: {SETUP_HINT}")
 
-# Users of tests/js/client.test.mjs: one each per test, so no test meets another's rate limit.
+# Users of tests/js/client.test.mjs and changes.test.mjs: their own per test (js_kim's changes
+# run one after the other), so no test meets another's rate limit.
 TOKEN_USERS = ("js_alice", "js_bob", "js_dave", "js_erin", "js_frank", "js_gina", "js_hank", "js_ivy")
+TOKEN_USERS += ("js_kim", "js_lee", "js_mia")
 PASSWORD_USER = ("js_carol", "pw-for-js-tests-1")  # gets fresh tokens from POST /api/token
 # npm without the network: no update check, audit or funding lookups.
 NPM_ENV = {"npm_config_offline": "true", "npm_config_update_notifier": "false", "npm_config_audit": "false"}
@@ -94,13 +96,19 @@ def test_the_type_declarations_check_strictly_in_node_and_in_a_browser_setting()
         run([str(NODE), str(TSC), "-p", config], cwd=JS_TESTS)
 
 
+# The client and its sibling modules, without the page's own (app.js, ui/, ...).
+PACKED = sorted(
+    "README.md package.json client.js client.d.ts frames.d.ts order.js outbox.js policy.js requests.js".split()
+)
+
+
 @needs_node
 @needs_npm
 def test_the_package_packs_offline_with_only_the_client_and_installs_from_its_tarball(tmp_path: Path) -> None:
     packed = json.loads(run([str(NPM), "pack", "--json", "--pack-destination", str(tmp_path)], PACKAGE, NPM_ENV))
     assert len(packed) == 1
     assert packed[0]["name"] == "@chatcluster/client"
-    assert sorted(f["path"] for f in packed[0]["files"]) == ["README.md", "client.d.ts", "client.js", "package.json"]
+    assert sorted(f["path"] for f in packed[0]["files"]) == PACKED
     tarball = tmp_path / packed[0]["filename"]
     assert tarball.is_file()
 
@@ -110,12 +118,12 @@ def test_the_package_packs_offline_with_only_the_client_and_installs_from_its_ta
     (app / "package.json").write_text(json.dumps({"name": "app", "private": True, "type": "module"}))
     run([str(NPM), "install", str(tarball)], app, NPM_ENV)
     installed = app / "node_modules" / "@chatcluster" / "client"
-    assert sorted(p.name for p in installed.iterdir()) == ["README.md", "client.d.ts", "client.js", "package.json"]
+    assert sorted(p.name for p in installed.iterdir()) == PACKED
     script = """
       import { ChatClient, STATES, backoffDelay, randomId } from "@chatcluster/client";
       const client = new ChatClient({ url: async () => "ws://127.0.0.1:1/ws/", WebSocketImpl: class {} });
       let inside = "importable";
-      try { await import("@chatcluster/client/app.js"); } catch (err) { inside = err.code; }
+      try { await import("@chatcluster/client/order.js"); } catch (err) { inside = err.code; }
       console.log(JSON.stringify({ states: STATES, state: client.state, d: backoffDelay(0, () => 1),
         id: randomId().length, inside }));
     """
@@ -131,12 +139,17 @@ def test_the_package_packs_offline_with_only_the_client_and_installs_from_its_ta
     # TypeScript finds the declarations through the package's "exports".
     if TSC.is_file():
         (app / "check.ts").write_text(
-            'import { ChatClient, type MessageFrame } from "@chatcluster/client";\n'
+            'import { ChatClient, type EditFrame, type MessageFrame } from "@chatcluster/client";\n'
             "const client = new ChatClient();\n"
             'client.addEventListener("message", (ev) => {\n'
             "  const m: MessageFrame = ev.detail;\n"
             "  console.log(m.seq + 1, m.body.length);\n"
             "});\n"
+            'client.addEventListener("edit", (ev) => {\n'
+            "  const e: EditFrame = ev.detail;\n"
+            "  console.log(e.target + 1, e.body.length);\n"
+            "});\n"
+            'void client.react("general", 1, "👍").then((ack) => console.log(ack.seq + 1));\n'
         )
         options = {"strict": True, "noEmit": True, "module": "nodenext", "lib": ["es2022", "dom"], "types": []}
         (app / "tsconfig.json").write_text(json.dumps({"compilerOptions": options, "files": ["check.ts"]}))

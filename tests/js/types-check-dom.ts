@@ -11,6 +11,10 @@ client.addEventListener("state", (ev) => {
 client.addEventListener("message", ({ detail: msg }) => {
   document.title = `${msg.user}: ${msg.body}`;
 });
+client.addEventListener("delete", ({ detail }) => {
+  document.getElementById(`m-${detail.room}-${detail.target}`)?.remove();
+});
+document.body.addEventListener("click", () => void client.react("general", 1, "👍").catch((err) => console.log(err.code)));
 window.addEventListener("online", () => client.reconnectNow());
 client.connect();
 console.log(explicit, impl);

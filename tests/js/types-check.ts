@@ -7,10 +7,13 @@ import {
   STATES,
   backoffDelay,
   randomId,
+  type AckFrame,
   type ConnectionState,
   type ErrorFrame,
   type HistoryMessage,
   type PublishDetail,
+  type RequestError,
+  type SeqFrame,
   type ServerFrame,
   type ClientFrame,
   type WebSocketConstructor,
@@ -49,6 +52,14 @@ a.addEventListener("message", (ev) => {
   // @ts-expect-error: a message has no `text`
   console.log(seq, line, ev.detail.text);
 });
+a.addEventListener("edit", ({ detail }) => console.log(detail.seq, detail.target, detail.user, detail.body, detail.ts));
+a.addEventListener("delete", ({ detail }) => console.log(detail.seq, detail.target, detail.user, detail.ts));
+a.addEventListener("react", ({ detail }) => {
+  const on: boolean = detail.on;
+  // @ts-expect-error: a react has no body
+  console.log(detail.seq, detail.target, detail.emoji, on, detail.body);
+});
+a.addEventListener("message", ({ detail }) => console.log(detail.deleted === true, detail.edited ?? "never edited"));
 a.addEventListener("subscribed", ({ detail }) => console.log(detail.room, detail.seq, detail.fresh === true));
 a.addEventListener("reset", ({ detail }) => console.log(detail.room, detail.seq));
 a.addEventListener("presence", ({ detail }) => console.log(detail.users.join(), detail.joined.length, detail.left.length));
@@ -90,13 +101,50 @@ async function older(client: ChatClient): Promise<number[]> {
   const page: HistoryMessage[] = await client.history("general", 40, 10);
   const newest = await client.history("general");
   const again = await client.history("general", null);
+  for (const m of page) {
+    // @ts-expect-error: a deleted message has no body: check `deleted` first
+    console.log(m.body.length);
+    if (!m.deleted) console.log(m.body.length, m.edited ?? "", Object.keys(m.reactions));
+  }
   return [...page, ...newest, ...again].map((m) => m.seq);
+}
+
+async function change(client: ChatClient): Promise<number> {
+  const edited: AckFrame = await client.edit("general", 3, "fixed");
+  const deleted = await client.deleteMessage("general", 3);
+  const given = await client.react("general", 2, "👍");
+  const taken = await client.react("general", 2, "👍", false);
+  // @ts-expect-error: the target is a message's seq
+  await client.react("general", "2", "👍");
+  try {
+    await client.edit("general", 2, "not mine");
+  } catch (err) {
+    const refused = err as RequestError;
+    console.log(refused.code === "forbidden", refused.frame?.detail, refused.message);
+  }
+  return edited.seq + deleted.seq + given.seq + taken.seq;
+}
+
+function inOrder(frame: SeqFrame): string {
+  switch (frame.type) {
+    case "message":
+      return frame.body;
+    case "edit":
+      return `${frame.target}: ${frame.body}`;
+    case "delete":
+      return String(frame.target);
+    case "react":
+      return `${frame.emoji} ${frame.on}`;
+  }
 }
 
 function handle(frame: ServerFrame): string {
   switch (frame.type) {
     case "message":
+    case "edit":
       return frame.body;
+    case "react":
+      return frame.emoji;
     case "subscribed":
       return `${frame.seq} ${frame.presence.length} ${frame.recovered ?? "-"}`;
     case "ack":
@@ -114,6 +162,9 @@ function handle(frame: ServerFrame): string {
 
 const frames: ClientFrame[] = [
   { type: "subscribe", room: "general", since: 3, ref: "1" },
+  { type: "edit", room: "general", target: 3, body: "fixed" },
+  { type: "delete", room: "general", target: 3, ref: "2" },
+  { type: "react", room: "general", target: 3, emoji: "👍", on: false },
   { type: "publish", room: "general", body: "hi", key: randomId() },
   { type: "history", room: "general", before: 10, limit: 5 },
   { type: "ping" },
@@ -121,4 +172,4 @@ const frames: ClientFrame[] = [
 
 const delay: number = backoffDelay(3, Math.random) + backoffDelay(0);
 const first: "connecting" = STATES[0];
-console.log(b, c, d, last, users, state, pending, older, handle, frames, delay, first);
+console.log(b, c, d, last, users, state, pending, older, change, inOrder, handle, frames, delay, first);

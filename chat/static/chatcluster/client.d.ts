@@ -1,173 +1,21 @@
 // Types for client.js (@chatcluster/client): the /ws/ protocol of docs/protocol.md.
 // Hand-written, no build step: keep them in step with client.js (tests/js/types-check.ts
-// checks them with `tsc --strict`).
+// checks them with `tsc --strict`). The frames' types are in frames.d.ts, exported from here.
 
-// --- frames ------------------------------------------------------------------------------
+import type {
+  AckFrame,
+  DeleteFrame,
+  EditFrame,
+  ErrorCode,
+  ErrorFrame,
+  HistoryMessage,
+  MessageFrame,
+  ReactFrame,
+  RoomSlug,
+} from "./frames.js";
 
-/** A room's name: 1 to 64 characters of `a-z 0-9 - _`. */
-export type RoomSlug = string;
+export * from "./frames.js";
 
-/** The `code` of an `error` frame. */
-export type ErrorCode =
-  | "bad_request"
-  | "unauthorized"
-  | "forbidden"
-  | "not_found"
-  | "too_large"
-  | "rate_limited"
-  | "unavailable"
-  | "internal";
-
-/** A stored message as `history` returns it: a plain object, no `type`. */
-export interface HistoryMessage {
-  room: RoomSlug;
-  /** 1, 2, 3 ... per room, with no gaps. */
-  seq: number;
-  user: string;
-  body: string;
-  /** ISO-8601 in UTC, with an offset. */
-  ts: string;
-}
-
-/** `message`: a message in a subscribed room (live or replayed). */
-export interface MessageFrame extends HistoryMessage {
-  type: "message";
-}
-
-/** `subscribed`: the answer to `subscribe`; with `since`, every replayed message came before it. */
-export interface SubscribedFrame {
-  type: "subscribed";
-  room: RoomSlug;
-  /** The room's last seq as the node knows it. */
-  seq: number;
-  /** The users present, sorted; you are among them. */
-  presence: string[];
-  /** Only when the subscribe carried `since`: false when more were missed than the server replays. */
-  recovered?: boolean;
-  ref?: string;
-}
-
-export interface UnsubscribedFrame {
-  type: "unsubscribed";
-  room: RoomSlug;
-  ref?: string;
-}
-
-/** `ack`: the publish is stored with this seq. */
-export interface AckFrame {
-  type: "ack";
-  room: RoomSlug;
-  seq: number;
-  ref?: string;
-}
-
-/** `history`: messages oldest first, at most `limit` (capped at 100). */
-export interface HistoryFrame {
-  type: "history";
-  room: RoomSlug;
-  messages: HistoryMessage[];
-  ref?: string;
-}
-
-/** `presence`: users that came and went, counted per user across all nodes. */
-export interface PresenceFrame {
-  type: "presence";
-  room: RoomSlug;
-  joined: string[];
-  left: string[];
-}
-
-/** `typing` from the server: someone else is typing. */
-export interface TypingFrame {
-  type: "typing";
-  room: RoomSlug;
-  user: string;
-}
-
-export interface PongFrame {
-  type: "pong";
-  ref?: string;
-}
-
-/** `error`: a frame failed; the socket stays open unless a close code follows. */
-export interface ErrorFrame {
-  type: "error";
-  code: ErrorCode;
-  detail: string;
-  /** The `ref` of the frame it answers; absent on an unasked `forbidden` (removed from `room`). */
-  ref?: string;
-  /** Seconds, with `rate_limited`. */
-  retry_after?: number;
-  /** With an unasked `forbidden`: the room whose subscription ended. */
-  room?: RoomSlug;
-}
-
-/** Any frame the server sends. */
-export type ServerFrame =
-  | MessageFrame
-  | SubscribedFrame
-  | UnsubscribedFrame
-  | AckFrame
-  | HistoryFrame
-  | PresenceFrame
-  | TypingFrame
-  | PongFrame
-  | ErrorFrame;
-
-export interface SubscribeRequest {
-  type: "subscribe";
-  room: RoomSlug;
-  /** Replay every message with a larger seq first (integer >= 0, at most the room's last seq). */
-  since?: number;
-  ref?: string;
-}
-
-export interface UnsubscribeRequest {
-  type: "unsubscribe";
-  room: RoomSlug;
-  ref?: string;
-}
-
-export interface PublishRequest {
-  type: "publish";
-  room: RoomSlug;
-  body: string;
-  /** Idempotency key (1 to 64 characters): a repeat gets the original seq, nothing is stored twice. */
-  key?: string;
-  ref?: string;
-}
-
-export interface TypingRequest {
-  type: "typing";
-  room: RoomSlug;
-  ref?: string;
-}
-
-export interface HistoryRequest {
-  type: "history";
-  room: RoomSlug;
-  /** Messages with a smaller seq (the newest when absent). */
-  before?: number;
-  /** At least 1, default 50, capped at 100. */
-  limit?: number;
-  ref?: string;
-}
-
-export interface PingRequest {
-  type: "ping";
-  ref?: string;
-}
-
-/** Any frame a client sends (`ref`: any string of at most 64 characters, echoed by the answer). */
-export type ClientFrame =
-  | SubscribeRequest
-  | UnsubscribeRequest
-  | PublishRequest
-  | TypingRequest
-  | HistoryRequest
-  | PingRequest;
-
-// --- the client ----------------------------------------------------------------------------
 
 /** Every state the client reports, in its usual order. */
 export declare const STATES: readonly ["connecting", "online", "reconnecting", "catching-up", "offline"];
@@ -293,8 +141,17 @@ export interface RoomErrorDetail {
 /** Every event ChatClient dispatches: a CustomEvent with its payload in `detail`. */
 export interface ChatClientEventMap {
   state: CustomEvent<StateDetail>;
-  /** Each message exactly once, in seq order per room (repeats dropped, gaps repaired). */
+  /**
+   * Each message exactly once, in seq order per room (repeats dropped, gaps repaired), and
+   * in that same order with the edit, delete and react events of the room.
+   */
   message: CustomEvent<MessageFrame>;
+  /** A message's body changed (once, in seq order with the room's messages). */
+  edit: CustomEvent<EditFrame>;
+  /** A message was deleted (once, in seq order with the room's messages). */
+  delete: CustomEvent<DeleteFrame>;
+  /** A reaction was given or taken back (once, in seq order with the room's messages). */
+  react: CustomEvent<ReactFrame>;
   subscribed: CustomEvent<SubscribedDetail>;
   reset: CustomEvent<ResetDetail>;
   presence: CustomEvent<PresenceDetail>;
@@ -320,16 +177,23 @@ export interface ListenerOptions {
   signal?: AbortSignal;
 }
 
-/** Rejection of `history()`: the server's error code, or none when the client was closed. */
-export interface HistoryError extends Error {
+/**
+ * Rejection of `history()`, `edit()`, `deleteMessage()` and `react()`: the server's error
+ * code and its `error` frame (message: its `detail`); neither when the client was closed,
+ * or when the socket dropped before an `edit()` was answered (it may have been stored).
+ */
+export interface RequestError extends Error {
   code?: ErrorCode;
+  frame?: ErrorFrame;
 }
+
+export type HistoryError = RequestError;
 
 /**
  * One socket, many rooms. Per room it keeps the last contiguous seq, drops repeats, holds
- * back out-of-order messages until the gap is repaired, and re-subscribes with `since`
- * after every reconnect. Publishes stay pending, and are re-sent with the same key, until
- * acked. Construction opens nothing: call `connect()`.
+ * back out-of-order events (messages, edits, deletes, reacts) until the gap is repaired,
+ * and re-subscribes with `since` after every reconnect. Publishes stay pending, and are
+ * re-sent with the same key, until acked. Construction opens nothing: call `connect()`.
  */
 export declare class ChatClient extends EventTarget {
   /** @throws TypeError without `url` where there is no `location`, or with no WebSocket implementation. */
@@ -347,15 +211,15 @@ export declare class ChatClient extends EventTarget {
 
   /** Open the socket (after `close()`, too); reconnects on its own until `close()`. */
   connect(): void;
-  /** Close the socket, stop reconnecting, reject pending `history()` calls; state `offline`. */
+  /** Close the socket, stop reconnecting, reject pending `history()`, `edit()`, `deleteMessage()`, `react()`; state `offline`. */
   close(): void;
   /** Skip the backoff wait and connect now (unless stopped or already connected). */
   reconnectNow(): void;
 
-  /** Follow a room: its messages arrive as `message` events (once, in order). */
+  /** Follow a room: its messages and their changes arrive as `message`, `edit`, `delete`, `react` events (once, in order). */
   subscribe(room: RoomSlug): void;
   unsubscribe(room: RoomSlug): void;
-  /** The highest seq up to which every message of `room` was delivered; null before `subscribed`. */
+  /** The highest seq up to which every event of `room` (message or change) was delivered; null before `subscribed`. */
   lastSeq(room: RoomSlug): number | null;
   /** The users present in `room`, sorted. */
   presence(room: RoomSlug): string[];
@@ -370,9 +234,29 @@ export declare class ChatClient extends EventTarget {
   /**
    * Messages of `room` with seq < `before` (the newest when null), oldest first, at most
    * `limit` (default 50, capped at 100 by the server). Sent again after a reconnect until
-   * answered. Rejects with a HistoryError.
+   * answered. Rejects with a RequestError.
    */
   history(room: RoomSlug, before?: number | null, limit?: number): Promise<HistoryMessage[]>;
+  /**
+   * Change the body of your message `target` (a message's seq); resolves with the `ack`
+   * (the edit's own seq). Sent once connected; rejects with a RequestError when refused
+   * (`forbidden` for another's message, `not_found`, `rate_limited` ...), or with no code
+   * when the socket dropped before the answer (it is not sent twice: it may have been stored).
+   */
+  edit(room: RoomSlug, target: number, body: string): Promise<AckFrame>;
+  /**
+   * Delete message `target` (yours, or any as the room's owner, a moderator or staff);
+   * resolves with the `ack`. Sent again after a reconnect until answered (a repeat acks
+   * the first delete's seq). Rejects with a RequestError.
+   */
+  deleteMessage(room: RoomSlug, target: number): Promise<AckFrame>;
+  /**
+   * Give (`on`, the default) or take back the reaction `emoji` (one emoji grapheme) to
+   * message `target`; resolves with the `ack`. Sent again after a reconnect until answered
+   * (asking for the state a reaction already has stores nothing and acks the seq that set
+   * it). Rejects with a RequestError.
+   */
+  react(room: RoomSlug, target: number, emoji: string, on?: boolean): Promise<AckFrame>;
   /** Announce typing in a subscribed room (throttled to one frame every 3 s). */
   typing(room: RoomSlug): void;
 

@@ -1,39 +1,30 @@
 // ChatClient: the /ws/ protocol (docs/protocol.md) with no DOM in sight.
 //
-// One socket, many rooms. Per room it keeps the last contiguous seq, drops repeats,
-// holds back out-of-order messages until the gap is repaired, and re-subscribes with
-// `since` after every reconnect, so the UI sees each message once and in order.
-// Events (CustomEvent, payload in `detail`): state, message, subscribed, reset,
-// presence, typing, publish, room-error, error, unauthorized. Types: client.d.ts.
+// One socket, many rooms. Per room it keeps the last contiguous seq, drops repeats, holds
+// back out-of-order events until the gap is repaired (order.js), and re-subscribes with
+// `since` after every reconnect, so the UI sees each message, edit, delete and react once
+// and in order. Events (CustomEvent, payload in `detail`): state, message, edit, delete,
+// react, subscribed, reset, presence, typing, publish, room-error, error, unauthorized.
+// Types: client.d.ts.
 // In Node pass `url` (or a function, maybe async, for a fresh ?token= per connect) and `WebSocketImpl`.
+
+import { RoomView } from "./order.js";
+import { Outbox } from "./outbox.js";
+import { CLOSE_ORIGIN, CLOSE_UNAUTHENTICATED, backoffDelay, reconnectDelay, retryDelay } from "./policy.js";
+import { Requests } from "./requests.js";
+
+export { backoffDelay };
 
 // Below the 30-60 s idle timeout of common proxies and load balancers.
 const PING_EVERY_MS = 20_000;
 // A pong slower than this means a dead TCP path the browser has not noticed yet.
 const PONG_WAIT_MS = 10_000;
-// Backoff: full jitter over base * 2^attempt, capped so a user waits at most ~10 s.
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_CAP_MS = 10_000;
-// 1012 means "this node is draining, go elsewhere": come back at once, spread a little.
-const DRAIN_SPREAD_MS = 300;
 // Others clear "is typing" after ~4 s, so a steady typist re-announces every 3 s.
 const TYPING_EVERY_MS = 3_000;
 // A gap still open this long after a repair answered gets repaired again.
 const REPAIR_RECHECK_MS = 1_000;
 
-const CLOSE_UNAUTHENTICATED = 4401;
-const CLOSE_ORIGIN = 4403;
-const CLOSE_DRAINING = 1012;
-// 1013 "try again later": the node is busy (a reconnect storm) or a backend is briefly
-// away. Wait at least BUSY_FLOOR_MS, then a jittered backoff, so a storm spreads out.
-const CLOSE_TRY_AGAIN = 1013;
-const BUSY_FLOOR_MS = 250;
-
 export const STATES = ["connecting", "online", "reconnecting", "catching-up", "offline"];
-
-export function backoffDelay(attempt, random = Math.random) {
-  return Math.round(random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt));
-}
 
 export function randomId() {
   const bytes = new Uint8Array(12);
@@ -61,12 +52,10 @@ export class ChatClient extends EventTarget {
     this.timers = {};
     this.refPrefix = randomId().slice(0, 8);
     this.refCount = 0;
-    this.rooms = new Map(); // slug -> {last, buffer, presence, subscribed, subRef, since}
-    this.requests = new Map(); // ref -> {frame, resolve, reject} (history)
-    this.pending = new Map(); // ref -> {ref, room, body, key, status, seq, error}
+    this.rooms = new Map(); // slug -> RoomView
+    this.requests = new Requests(); // history, edit, delete, react
+    this.outbox = new Outbox((p) => this._emit("publish", { ...p }));
     this.catching = new Set(); // rooms with a `since` subscribe in flight
-    this.inflight = null; // ref of the one publish awaiting its answer
-    this.holdUntil = 0; // rate limited: publish nothing before this time
   }
 
   // --- public API ----------------------------------------------------------------
@@ -80,9 +69,8 @@ export class ChatClient extends EventTarget {
     this.stopped = true;
     clearTimeout(this.timers.retry); // a reconnect already planned must not reopen the socket
     for (const r of this.rooms.values()) clearTimeout(r.recheck);
+    this.requests.rejectAll(new Error("client closed"));
     this._drop();
-    for (const req of this.requests.values()) req.reject(new Error("client closed"));
-    this.requests.clear();
     this._setState("offline");
   }
 
@@ -93,7 +81,7 @@ export class ChatClient extends EventTarget {
 
   subscribe(room) {
     if (this.rooms.has(room)) return;
-    this.rooms.set(room, { last: null, buffer: new Map(), presence: new Set(), subscribed: false, subRef: null });
+    this.rooms.set(room, new RoomView());
     this._subscribe(room);
   }
 
@@ -111,42 +99,54 @@ export class ChatClient extends EventTarget {
     return [...(this.rooms.get(room)?.presence ?? [])].sort();
   }
 
+  /** Publishes not yet settled, by ref. */
+  get pending() {
+    return this.outbox.pending;
+  }
+
   /** Queue a message; it stays pending (and is re-sent with the same key) until acked. */
   publish(room, body) {
-    const p = { ref: this._ref(), room, body, key: randomId(), status: "sending", seq: null, error: null };
-    this.pending.set(p.ref, p);
+    const ref = this._ref();
     // Others drop our "is typing" when the message lands: the next keystroke announces afresh.
     const r = this.rooms.get(room);
     if (r) r.typedAt = 0;
-    this._emitPublish(p);
+    this.outbox.add({ ref, room, body, key: randomId(), status: "sending", seq: null, error: null });
     this._pump();
-    return p.ref;
+    return ref;
   }
 
   retry(ref) {
-    const p = this.pending.get(ref);
-    if (!p || p.status !== "failed") return;
-    Object.assign(p, { status: "sending", error: null });
-    this._emitPublish(p);
-    this._pump();
+    if (this.outbox.retry(ref)) this._pump();
   }
 
   discard(ref) {
-    const p = this.pending.get(ref);
-    if (!p) return;
-    this.pending.delete(ref);
-    this._emitPublish({ ...p, status: "discarded" });
-    this._landed(ref);
+    this.outbox.discard(ref);
+    this._pump();
   }
 
   /** Messages of `room` before seq `before` (the newest when null), oldest first. */
   history(room, before = null, limit = 50) {
-    const frame = { type: "history", room, limit, ref: this._ref() };
+    const frame = { type: "history", room, limit };
     if (before !== null && before !== undefined) frame.before = before;
-    return new Promise((resolve, reject) => {
-      this.requests.set(frame.ref, { frame, resolve, reject });
-      this._send(frame);
-    });
+    return this._request(frame, true);
+  }
+
+  /** Change the body of your message `target`; resolves with the `ack` frame. */
+  edit(room, target, body) {
+    // Not re-sent after a drop: a second edit would be stored as a change of its own.
+    return this._request({ type: "edit", room, target, body }, false);
+  }
+
+  /** Delete message `target`; resolves with the `ack` frame. */
+  deleteMessage(room, target) {
+    // A repeat acks the first delete's seq, so sending it again after a drop is safe.
+    return this._request({ type: "delete", room, target }, true);
+  }
+
+  /** Give (`on`) or take back a reaction to message `target`; resolves with the `ack` frame. */
+  react(room, target, emoji, on = true) {
+    // Asking for the state a reaction already has stores nothing: safe to send again after a drop.
+    return this._request({ type: "react", room, target, emoji, on }, true);
   }
 
   typing(room) {
@@ -184,7 +184,7 @@ export class ChatClient extends EventTarget {
     this.everOpen = true;
     this.catching.clear();
     for (const room of this.rooms.keys()) this._subscribe(room);
-    for (const req of this.requests.values()) this._send(req.frame);
+    this.requests.opened((frame) => this._send(frame));
     this._pump();
     this._updateState();
     this._ping();
@@ -199,10 +199,8 @@ export class ChatClient extends EventTarget {
       if (code === CLOSE_UNAUTHENTICATED) this._emit("unauthorized", {});
       return;
     }
-    let delay;
-    if (code === CLOSE_DRAINING) delay = Math.round(Math.random() * DRAIN_SPREAD_MS);
-    else if (code === CLOSE_TRY_AGAIN) delay = BUSY_FLOOR_MS + backoffDelay(Math.max(2, this.attempt++));
-    else delay = backoffDelay(this.attempt++);
+    const { delay, attempt } = reconnectDelay(code, this.attempt);
+    this.attempt = attempt;
     this._setState("reconnecting", { code, retryAt: Date.now() + delay, ...(error && { error }) });
     this.timers.retry = setTimeout(() => this._open(), delay);
   }
@@ -213,8 +211,9 @@ export class ChatClient extends EventTarget {
     clearTimeout(this.timers.pong);
     const ws = this.ws;
     this.ws = this.opening = null;
-    this.inflight = null;
+    this.outbox.dropped();
     for (const r of this.rooms.values()) r.subscribed = false;
+    this.requests.dropped();
     this.catching.clear();
     if (ws) ws.onopen = ws.onmessage = ws.onclose = null;
     if (ws && ws.readyState <= 1) ws.close();
@@ -229,7 +228,14 @@ export class ChatClient extends EventTarget {
   }
 
   _send(frame) {
-    if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(frame));
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  _request(frame, resend) {
+    frame.ref = this._ref();
+    return this.requests.add(frame, resend, (f) => this._send(f));
   }
 
   _ref() {
@@ -267,50 +273,29 @@ export class ChatClient extends EventTarget {
     this._updateState();
   }
 
-  _onMessage(m) {
-    const r = this.rooms.get(m.room);
-    if (!r || (r.last !== null && m.seq <= r.last)) return; // not ours, or a repeat
-    if (r.last === null || m.seq > r.last + 1) {
-      r.buffer.set(m.seq, m);
-      if (r.last !== null && r.subscribed && !this.catching.has(m.room)) this._subscribe(m.room); // repair the gap
-      return;
-    }
-    this._deliver(r, m);
+  /** A frame of a room's seq stream: a message, edit, delete or react (or a newer server's event). */
+  _onSeq(f) {
+    const r = this.rooms.get(f.room);
+    if (!r || !r.hold(f)) return; // not ours, or a repeat
     this._drain(r);
+    if (r.gapped() && r.subscribed && !this.catching.has(f.room)) this._subscribe(f.room); // repair the gap
   }
 
-  _deliver(r, m) {
-    r.last = m.seq;
-    this._emit("message", m);
-    this._settleUpTo(m.room, r.last);
-  }
-
-  /** Acked publishes the room's stream has now passed are done. */
-  _settleUpTo(room, last) {
-    for (const p of this.pending.values()) if (p.room === room && p.seq !== null && p.seq <= last) this._settle(p);
-  }
-
+  /** Deliver what the room's view now has in order, each as an event named by its frame type. */
   _drain(r) {
-    for (const seq of r.buffer.keys()) if (seq <= r.last) r.buffer.delete(seq);
-    while (r.buffer.has(r.last + 1)) {
-      const m = r.buffer.get(r.last + 1);
-      r.buffer.delete(m.seq);
-      this._deliver(r, m);
+    for (let f = r.next(); f; f = r.next()) {
+      this._emit(f.type, f);
+      this.outbox.settleUpTo(f.room, r.last);
     }
   }
 
   _onSubscribed(f) {
     const r = this.rooms.get(f.room);
     if (!r || f.ref !== r.subRef) return;
-    r.subscribed = true;
     this.catching.delete(f.room);
-    const fresh = r.last === null;
-    const reset = f.recovered === false || r.resetPending;
-    r.resetPending = false;
-    if (f.recovered === false || fresh) r.last = f.seq;
+    const { fresh, reset } = r.onSubscribed(f);
     this._drain(r);
-    this._settleUpTo(f.room, r.last);
-    r.presence = new Set(f.presence);
+    this.outbox.settleUpTo(f.room, r.last);
     this._emit("subscribed", { room: f.room, seq: f.seq, fresh });
     if (reset) this._emit("reset", { room: f.room, seq: f.seq });
     this._emitPresence(f.room, f.presence, []);
@@ -329,43 +314,19 @@ export class ChatClient extends EventTarget {
 
   // --- publishing ------------------------------------------------------------------
 
-  /**
-   * Send the oldest unsent publish, one at a time: a user's messages are stored in the
-   * order they were written, even when the rate limit turns one of them back.
-   */
+  /** Send the oldest unsent publish, one at a time (outbox.js). */
   _pump() {
-    if (this.inflight || Date.now() < this.holdUntil || !this.ws || this.ws.readyState !== 1) return;
-    const p = [...this.pending.values()].find((q) => q.status === "sending");
-    if (!p) return;
-    this.inflight = p.ref;
-    this._send({ type: "publish", room: p.room, body: p.body, key: p.key, ref: p.ref });
-  }
-
-  _landed(ref) {
-    if (this.inflight === ref) this.inflight = null;
-    this._pump();
-  }
-
-  _emitPublish(p) {
-    this._emit("publish", { ...p });
-  }
-
-  _settle(p) {
-    this.pending.delete(p.ref);
-    this._emitPublish({ ...p, status: "done" });
+    if (!this.ws || this.ws.readyState !== 1) return;
+    const p = this.outbox.next(Date.now());
+    if (p) this._send({ type: "publish", room: p.room, body: p.body, key: p.key, ref: p.ref });
   }
 
   _onAck(f) {
     const p = this.pending.get(f.ref);
-    if (!p) return;
-    p.seq = f.seq;
+    if (!p) return this.requests.answer(f.ref, (req) => req.resolve(f)); // an edit, delete or react
     const r = this.rooms.get(p.room);
-    if (!r || (r.last !== null && r.last >= f.seq)) this._settle(p);
-    else {
-      p.status = "acked";
-      this._emitPublish(p);
-    }
-    this._landed(p.ref);
+    this.outbox.acked(p, f.seq, !r || (r.last !== null && r.last >= f.seq));
+    this._pump();
   }
 
   // --- frames ----------------------------------------------------------------------
@@ -373,34 +334,27 @@ export class ChatClient extends EventTarget {
   _onFrame(text) {
     const f = JSON.parse(text); // the server only ever sends JSON text frames
     switch (f.type) {
-      case "message":
-        return this._onMessage(f);
       case "subscribed":
         return this._onSubscribed(f);
       case "ack":
         return this._onAck(f);
-      case "presence": {
-        const r = this.rooms.get(f.room);
-        if (!r) return;
-        for (const u of f.joined ?? []) r.presence.add(u);
-        for (const u of f.left ?? []) r.presence.delete(u);
+      case "presence":
+        if (!this.rooms.has(f.room)) return;
+        this.rooms.get(f.room).changePresence(f.joined ?? [], f.left ?? []);
         return this._emitPresence(f.room, f.joined ?? [], f.left ?? []);
-      }
       case "typing":
         return this._emit("typing", { room: f.room, user: f.user });
       case "history":
-        return this._answer(f.ref, (req) => req.resolve(f.messages));
+        return this.requests.answer(f.ref, (req) => req.resolve(f.messages));
       case "pong":
         return clearTimeout(this.timers.pong);
       case "error":
         return this._onError(f);
+      default:
+        // message, edit, delete, react: one seq stream. A newer server's frame with a seq is
+        // in it too; skipping it would leave a gap that no replay could fill.
+        if (Number.isInteger(f.seq) && typeof f.room === "string") this._onSeq(f);
     }
-  }
-
-  _answer(ref, settle) {
-    const req = this.requests.get(ref);
-    if (req) this.requests.delete(ref), settle(req);
-    return Boolean(req);
   }
 
   _onError(f) {
@@ -413,32 +367,25 @@ export class ChatClient extends EventTarget {
     }
     const p = this.pending.get(f.ref);
     if (p) {
-      if (f.code === "rate_limited" || f.code === "unavailable") {
-        // Both pass: keep the message pending and send it again, with the same key.
-        const wait = f.code === "rate_limited" ? (f.retry_after ?? 1) * 1000 + 50 : 500 + backoffDelay(2);
-        this.holdUntil = Date.now() + wait;
+      const wait = this.outbox.refused(p, f, Date.now());
+      if (wait !== null) {
         clearTimeout(this.timers.hold);
         this.timers.hold = setTimeout(() => this._pump(), wait);
-      } else {
-        Object.assign(p, { status: "failed", error: { code: f.code, detail: f.detail } });
-        this._emitPublish(p);
       }
-      return this._landed(p.ref);
+      return this._pump();
     }
-    if (this._answer(f.ref, (req) => req.reject(Object.assign(new Error(f.detail), { code: f.code })))) return;
+    const refused = (req) => req.reject(Object.assign(new Error(f.detail), { code: f.code, frame: f }));
+    if (this.requests.answer(f.ref, refused)) return;
     for (const [room, r] of this.rooms) {
       if (r.subRef !== f.ref) continue;
       this.catching.delete(room);
       if (f.code === "bad_request" && r.since !== null) {
-        // The server holds less than we do (its data was reset): start over.
-        r.last = null;
-        r.buffer.clear();
-        r.resetPending = true;
+        r.restart(); // the server holds less than we do (its data was reset)
         this._subscribe(room);
       } else if (f.code === "unavailable") {
         // Redis or the database is briefly away: ask again shortly, keeping our place.
         clearTimeout(r.recheck);
-        r.recheck = setTimeout(() => this.rooms.has(room) && this._subscribe(room), 500 + backoffDelay(2));
+        r.recheck = setTimeout(() => this.rooms.has(room) && this._subscribe(room), retryDelay(f));
       } else {
         this.rooms.delete(room);
         this._emit("room-error", { room, code: f.code, detail: f.detail });

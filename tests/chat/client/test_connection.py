@@ -5,17 +5,29 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from chatcluster.client import AuthenticationError, Client, Event, Message, Presence, StateChange, Typing
+from chatcluster.client import (
+    AuthenticationError,
+    Client,
+    Delete,
+    Edit,
+    Event,
+    Message,
+    Presence,
+    React,
+    ServerError,
+    StateChange,
+    Typing,
+)
 from tests.cluster import RunningCluster, start_cluster
 
 pytestmark = [pytest.mark.cluster]
 
-USERS = ["cl-alice", "cl-bob", "cl-carol", "cl-dave", "cl-erin", "cl-frank"]
+USERS = ["cl-alice", "cl-bob", "cl-carol", "cl-dave", "cl-erin", "cl-frank", "cl-gina", "cl-hank"]
 # A dropped user's presence and a drain end within a second or two; publishers are machines.
 ENV = {
     "PRESENCE_TTL": "4",
@@ -86,6 +98,15 @@ class Watch:
 
     def _messages(self, r: str) -> list[Message]:
         return [e for e in self.seen if isinstance(e, Message) and e.room == r]
+
+    async def stream(self, r: str, upto: int) -> list[tuple[str, int, str | int]]:
+        """The seq stream of `r` handed out, once seq `upto` is: (type, seq, body or target) each."""
+        if upto not in [e.seq for e in self._stream(r)]:
+            await self.until(lambda e: isinstance(e, Message | Edit | Delete | React) and e.room == r and e.seq == upto)
+        return [(type(e).__name__, e.seq, e.body if isinstance(e, Message) else e.target) for e in self._stream(r)]
+
+    def _stream(self, r: str) -> list[Message | Edit | Delete | React]:
+        return [e for e in self.seen if isinstance(e, Message | Edit | Delete | React) and e.room == r]
 
 
 async def test_publish_returns_the_acked_seq_and_a_client_on_the_other_node_gets_every_message_in_order(
@@ -245,3 +266,103 @@ async def test_after_its_node_is_killed_the_client_resumes_with_since_and_gets_e
                 (5, "missed 2"),
                 (6, "written while away"),
             ]
+
+
+async def test_edit_react_and_delete_reach_the_other_node_in_seq_order_and_history_has_the_final_state(
+    nodes: Nodes,
+) -> None:
+    r = room()
+    async with (
+        Client(nodes.url(0), nodes.tokens["cl-gina"]) as gina,
+        Client(nodes.url(1), nodes.tokens["cl-hank"]) as hank,
+    ):
+        watch = Watch(hank)
+        await gina.subscribe(r)
+        await hank.subscribe(r)
+        assert [await gina.publish(r, "one"), await hank.publish(r, "two")] == [1, 2]
+        assert await gina.edit(r, 1, "one, fixed") == 3
+        assert await hank.react(r, 1, "👍") == 4
+        assert await gina.react(r, 1, "👍") == 5
+        assert await hank.react(r, 1, "👍") == 4  # already so: nothing stored, the seq that set it
+        assert await hank.delete(r, 2) == 6
+        assert await hank.delete(r, 2) == 6  # a repeat: the first delete's seq
+        refusals: list[tuple[Callable[[], Awaitable[int]], str]] = [
+            (lambda: hank.edit(r, 1, "not mine"), "forbidden"),
+            (lambda: hank.delete(r, 1), "forbidden"),
+            (lambda: hank.edit(r, 2, "deleted"), "not_found"),
+            (lambda: gina.react(r, 1, "not an emoji"), "bad_request"),
+        ]
+        for call, code in refusals:
+            with pytest.raises(ServerError) as refused:
+                await call()
+            assert refused.value.code == code
+
+        assert await watch.stream(r, upto=6) == [
+            ("Message", 1, "one"),
+            ("Message", 2, "two"),
+            ("Edit", 3, 1),
+            ("React", 4, 1),
+            ("React", 5, 1),
+            ("Delete", 6, 2),
+        ]
+        changes = {e.seq: e for e in watch.seen if isinstance(e, Edit | React | Delete)}
+        assert changes[3] == Edit(room=r, seq=3, target=1, user="cl-gina", body="one, fixed", ts=changes[3].ts)
+        assert changes[4] == React(room=r, seq=4, target=1, user="cl-hank", emoji="👍", on=True, ts=changes[4].ts)
+        assert changes[6] == Delete(room=r, seq=6, target=2, user="cl-hank", ts=changes[6].ts)
+        assert hank.last_seq(r) == 6
+
+        first, second = await hank.history(r)
+        assert (first.seq, first.body, first.deleted, first.reactions) == (
+            1,
+            "one, fixed",
+            False,
+            {"👍": ["cl-hank", "cl-gina"]},
+        )
+        assert first.edited is not None
+        assert (second.seq, second.body, second.deleted, second.edited, second.reactions) == (2, "", True, None, {})
+
+
+async def test_a_client_away_while_messages_changed_resumes_with_since_and_gets_each_change_once(nodes: Nodes) -> None:
+    r = room()
+    away = asyncio.Event()
+    calls = 0
+
+    async def token() -> str:
+        # The reconnect's token waits until the changes were made.
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            await away.wait()
+        return nodes.tokens["cl-gina"]
+
+    async with (
+        Client(nodes.url(0), token) as listener,
+        Client(nodes.url(1), nodes.tokens["cl-hank"]) as writer,
+    ):
+        watch = Watch(listener)
+        await listener.subscribe(r)
+        assert [await writer.publish(r, f"m{i}") for i in (1, 2)] == [1, 2]
+        await watch.stream(r, upto=2)
+
+        assert listener._ws is not None
+        listener._ws.transport.abort()  # the socket dies under the client, with no close frame
+        await watch.state("reconnecting")
+        assert await writer.publish(r, "m3") == 3
+        assert await writer.edit(r, 3, "m3, fixed") == 4
+        assert await writer.react(r, 1, "🎉") == 5
+        assert await writer.delete(r, 2) == 6
+        assert listener.last_seq(r) == 2
+        away.set()
+
+        assert await watch.stream(r, upto=6) == [
+            ("Message", 1, "m1"),
+            ("Message", 2, "m2"),
+            # Replayed in its current state, followed by its change as an event of its own.
+            ("Message", 3, "m3, fixed"),
+            ("Edit", 4, 3),
+            ("React", 5, 1),
+            ("Delete", 6, 2),
+        ]
+        replayed = next(e for e in watch.seen if isinstance(e, Message) and e.seq == 3)
+        assert replayed.edited is not None and not replayed.deleted
+        assert listener.repeats == 0

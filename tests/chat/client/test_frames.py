@@ -10,12 +10,15 @@ from chatcluster import protocol
 from chatcluster.client import frames
 from chatcluster.client.frames import (
     Ack,
+    Delete,
+    Edit,
     Error,
     History,
     HistoryMessage,
     Message,
     Pong,
     Presence,
+    React,
     Subscribed,
     Typing,
     Unknown,
@@ -32,6 +35,26 @@ TS = "2025-01-05T10:00:00.123456+00:00"
             '{"type":"message","room":"general","seq":40,"user":"bob","body":"hi","ts":"' + TS + '"}',
             Message(room="general", seq=40, user="bob", body="hi", ts=TS),
         ),
+        (
+            '{"type":"message","room":"g","seq":40,"user":"bob","body":"hi!","ts":"t","edited":"' + TS + '"}',
+            Message(room="g", seq=40, user="bob", body="hi!", ts="t", edited=TS),
+        ),
+        (
+            '{"type":"message","room":"g","seq":40,"user":"bob","body":"","ts":"t","deleted":true}',
+            Message(room="g", seq=40, user="bob", body="", ts="t", deleted=True),
+        ),
+        (
+            '{"type":"edit","room":"g","seq":43,"target":40,"user":"bob","body":"hi!","ts":"' + TS + '"}',
+            Edit(room="g", seq=43, target=40, user="bob", body="hi!", ts=TS),
+        ),
+        (
+            '{"type":"delete","room":"g","seq":44,"target":40,"user":"mod","ts":"' + TS + '"}',
+            Delete(room="g", seq=44, target=40, user="mod", ts=TS),
+        ),
+        (
+            '{"type":"react","room":"g","seq":45,"target":40,"user":"ann","emoji":"👍🏽","on":false,"ts":"t"}',
+            React(room="g", seq=45, target=40, user="ann", emoji="👍🏽", on=False, ts="t"),
+        ),
         ('{"type":"ack","room":"general","seq":42,"ref":"3"}', Ack(room="general", seq=42, ref="3")),
         (
             '{"type":"subscribed","room":"general","seq":41,"presence":["alice","bob"],"recovered":true,"ref":"2"}',
@@ -47,6 +70,20 @@ TS = "2025-01-05T10:00:00.123456+00:00"
         (
             '{"type":"history","room":"g","messages":[{"room":"g","seq":38,"user":"bob","body":"x","ts":"t"}],"ref":"4"}',
             History(room="g", messages=[HistoryMessage(room="g", seq=38, user="bob", body="x", ts="t")], ref="4"),
+        ),
+        (
+            '{"type":"history","room":"g","messages":['
+            '{"room":"g","seq":1,"user":"bob","body":"x2","ts":"t","edited":"e","reactions":{"👍":["ann","cy"]}},'
+            '{"room":"g","seq":2,"user":"bob","ts":"t","deleted":true,"reactions":{}}]}',
+            History(
+                room="g",
+                messages=[
+                    HistoryMessage(
+                        room="g", seq=1, user="bob", body="x2", ts="t", edited="e", reactions={"👍": ["ann", "cy"]}
+                    ),
+                    HistoryMessage(room="g", seq=2, user="bob", ts="t", deleted=True),
+                ],
+            ),
         ),
         (
             '{"type":"error","code":"rate_limited","detail":"slow down","retry_after":0.4,"ref":"7"}',
@@ -69,9 +106,9 @@ def test_fields_a_newer_server_adds_are_ignored() -> None:
 
 
 def test_an_unknown_type_is_kept_with_every_field_and_its_place_in_the_seq_stream() -> None:
-    text = '{"type":"edit","room":"general","seq":43,"target":40,"body":"hi!","ref":"9"}'
+    text = '{"type":"pin","room":"general","seq":43,"target":40,"ref":"9"}'
     frame = frames.decode(text)
-    assert frame == Unknown("edit", json.loads(text))
+    assert frame == Unknown("pin", json.loads(text))
     assert isinstance(frame, Unknown) and (frame.room, frame.seq, frame.ref) == ("general", 43, "9")
 
 
@@ -108,6 +145,19 @@ def test_text_that_is_no_object_with_a_string_type_is_a_frame_error(text: str) -
         ),
         (frames.encode_ping(), {"type": "ping"}),
         (frames.encode_ping(ref="6"), {"type": "ping", "ref": "6"}),
+        (
+            frames.encode_edit("general", 40, "hi!", ref="7"),
+            {"type": "edit", "room": "general", "target": 40, "body": "hi!", "ref": "7"},
+        ),
+        (frames.encode_delete("general", 40), {"type": "delete", "room": "general", "target": 40}),
+        (
+            frames.encode_react("general", 40, "👍"),
+            {"type": "react", "room": "general", "target": 40, "emoji": "👍", "on": True},
+        ),
+        (
+            frames.encode_react("general", 40, "👍", on=False, ref="8"),
+            {"type": "react", "room": "general", "target": 40, "emoji": "👍", "on": False, "ref": "8"},
+        ),
     ],
 )
 def test_every_client_frame_encodes_only_the_fields_given(data: bytes, expected: dict[str, object]) -> None:
@@ -126,6 +176,13 @@ def test_every_client_frame_encodes_only_the_fields_given(data: bytes, expected:
         (frames.encode_typing("general"), protocol.Typing(room="general")),
         (frames.encode_history("general", before=40, limit=2), protocol.History(room="general", before=40, limit=2)),
         (frames.encode_ping(ref="6"), protocol.Ping(ref="6")),
+        (frames.encode_edit("general", 40, "hi! 👋"), protocol.Edit(room="general", target=40, body="hi! 👋")),
+        (frames.encode_delete("general", 40, ref="9"), protocol.Delete(room="general", target=40, ref="9")),
+        (frames.encode_react("general", 40, "🇫🇷"), protocol.React(room="general", target=40, emoji="🇫🇷", on=True)),
+        (
+            frames.encode_react("general", 40, "👍🏽", on=False),
+            protocol.React(room="general", target=40, emoji="👍🏽", on=False),
+        ),
     ],
 )
 def test_the_server_parses_every_encoded_frame_as_the_command_it_means(data: bytes, command: object) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chatcluster.client.frames import Message, Subscribed, Unknown
-from chatcluster.client.rooms import RoomState
+from chatcluster.client.frames import Delete, Edit, Message, React, Subscribed, Unknown
+from chatcluster.client.rooms import RoomState, Sequenced
 
 
 def message(seq: int) -> Message:
@@ -21,7 +21,7 @@ def live(last: int) -> RoomState:
     return state
 
 
-def seqs(frames: list[Message | Unknown] | None) -> list[int | None] | None:
+def seqs(frames: list[Sequenced] | None) -> list[int | None] | None:
     return None if frames is None else [f.seq for f in frames]
 
 
@@ -86,10 +86,24 @@ def test_an_earlier_since_asks_for_a_replay_but_never_a_later_one() -> None:
     assert RoomState("r", last=7).next_since() == 7
 
 
+def test_changes_share_the_seq_stream_with_messages_repeats_gaps_and_all() -> None:
+    state = live(1)
+    edit = Edit(room="r", seq=2, target=1, user="u", body="m1!", ts="t")
+    react = React(room="r", seq=4, target=1, user="v", emoji="👍", on=True, ts="t")
+    delete = Delete(room="r", seq=5, target=3, user="u", ts="t")
+    assert state.accept(edit) == [edit]
+    assert state.accept(react) == [] and state.accept(delete) == []
+    assert state.gap() and state.last == 2
+    assert state.accept(edit) is None  # a replay's repeat, dropped by seq like a message's
+    assert state.accept(message(3)) == [message(3), react, delete]
+    assert state.accept(react) is None
+    assert state.last == 5 and not state.buffer and state.repeats == 2
+
+
 def test_a_newer_servers_event_with_a_seq_takes_its_place_in_the_stream() -> None:
     state = live(1)
-    edit = Unknown("edit", {"type": "edit", "room": "r", "seq": 3, "target": 1})
-    assert state.accept(edit) == []
+    pin = Unknown("pin", {"type": "pin", "room": "r", "seq": 3, "target": 1})
+    assert state.accept(pin) == []
     assert seqs(state.accept(message(2))) == [2, 3]
 
 
