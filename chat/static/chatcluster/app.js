@@ -62,7 +62,8 @@ client.addEventListener("reset", ({ detail }) => {
   room.breakSeq = null;
   const reload = () =>
     loadOlder(room).then(() => {
-      room.breakSeq = room.seqs.has(heldUpTo + 1) ? heldUpTo + 1 : room.list[0]?.seq ?? null;
+      // The first message after what we held (seqs also count edits, deletes and reactions).
+      room.breakSeq = heldUpTo + 1;
       if (room.slug === state.active) renderMessages({ toBottom: true });
     });
   if (room.slug === state.active) reload();

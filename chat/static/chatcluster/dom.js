@@ -23,6 +23,10 @@ export function h(tag, className, text) {
 const ICONS = {
   hash: "M9 3 7 21M17 3l-2 18M4 8h17M3 16h17",
   lock: "M6 11h12v10H6zM8 11V7a4 4 0 0 1 8 0v4",
+  react: "M20.5 12.5A8.5 8.5 0 1 1 11.5 3.5M8.5 14.5s1.3 1.8 3.5 1.8 3.5-1.8 3.5-1.8M9 9.5h.01M15 9.5h.01M19 2v6M16 5h6",
+  edit: "M4 20h4L19 9l-4-4L4 16zM13.5 6.5l4 4",
+  trash: "M4 7h16M10 11v6M14 11v6M6 7l1 13h10l1-13M9 7V4h6v3",
+  more: "M5 12h.01M12 12h.01M19 12h.01",
 };
 
 export function icon(name) {

@@ -6,6 +6,9 @@ import { markReadUpTo } from "../reads.js";
 import { ui, h, avatar } from "../dom.js";
 import { dayKey, dayLabel, clockTime, timeEl } from "../time.js";
 import { renderRoomList, showRoomProblem } from "./rooms.js";
+import { actionsBar, markRow, messageBody } from "./actions.js";
+import { reactionsRow } from "./reactions.js";
+import { applyRole, loadRole, publishProblem } from "./moderation.js";
 
 const PAGE = 50;
 // Messages from one author closer together than this share one header.
@@ -18,6 +21,7 @@ const TOP_PREFETCH_PX = 200;
 export function storeMessage(room, msg) {
   if (room.seqs.has(msg.seq)) return false;
   room.seqs.add(msg.seq);
+  msg.reactions ??= {}; // live messages have none yet; history gives {emoji: [users]}
   const last = room.list[room.list.length - 1];
   if (!last || last.seq < msg.seq) room.list.push(msg);
   else {
@@ -41,6 +45,37 @@ export function divider(className, text) {
   return li;
 }
 
+/** The loaded message `seq` of `room`, or undefined. */
+export function findMessage(room, seq) {
+  const list = room.list;
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid].seq === seq) return list[mid];
+    if (list[mid].seq < seq) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
+
+/** The row of message `seq` when `room` is on screen. */
+export function rowOf(room, seq) {
+  return room.slug === state.active ? ui.messages.querySelector(`li.msg[data-seq="${seq}"]`) : null;
+}
+
+/** Run `change` (a row grows or shrinks) and stay at the bottom if the list was there. */
+export function keepingBottom(change) {
+  const atBottom = isAtBottom();
+  change();
+  if (atBottom) scrollToBottom();
+}
+
+/** Whether `msg` is the first loaded message at or after `seq` (seqs also count changes). */
+function firstFrom(seq, prev, msg) {
+  return seq !== null && msg.seq >= seq && (!prev || prev.seq < seq);
+}
+
 /** The elements for `msg`: dividers it needs, then the message row itself. */
 export function messageNodes(room, prev, msg) {
   const nodes = [];
@@ -50,11 +85,11 @@ export function messageNodes(room, prev, msg) {
     nodes.push(divider("day", dayLabel(date)));
     breaks = true;
   }
-  if (room.breakSeq === msg.seq) {
+  if (firstFrom(room.breakSeq, prev, msg)) {
     nodes.push(divider("break", "Reconnected — reloaded what you missed"));
     breaks = true;
   }
-  if (room.markerSeq === msg.seq) {
+  if (firstFrom(room.markerSeq, prev, msg)) {
     const marker = divider("new-marker", "New messages");
     marker.id = "new-marker";
     nodes.push(marker);
@@ -72,7 +107,8 @@ export function messageNodes(room, prev, msg) {
     meta.append(h("span", "author", msg.user), timeEl(date, "ts"));
     li.append(avatar(msg.user), meta);
   }
-  li.append(h("div", "body", msg.body));
+  markRow(li, msg);
+  li.append(messageBody(room, msg), reactionsRow(room, msg), actionsBar(room, msg));
   nodes.push(li);
   return nodes;
 }
@@ -97,6 +133,9 @@ export function restoreAnchor(anchor) {
 export function renderMessages({ toBottom = false, anchor = null } = {}) {
   const room = rooms.get(state.active);
   if (!room) return;
+  applyRole();
+  // Once followed the room exists: a role asked for earlier could meet a 404.
+  if (client.lastSeq(room.slug) !== null) loadRole(room.slug);
   const nodes = [];
   let prev = null;
   for (const msg of room.list) {
@@ -208,7 +247,7 @@ export function pendingNode(p) {
   const meta = h("div", "meta");
   meta.append(h("span", "author", ME));
   if (p.status === "failed") {
-    meta.append(h("span", "status", `Not sent: ${p.error?.detail ?? "error"}`));
+    meta.append(h("span", "status", publishProblem(p)));
     const retry = h("button", "link-btn", "Retry");
     retry.type = "button";
     retry.addEventListener("click", () => client.retry(p.ref));

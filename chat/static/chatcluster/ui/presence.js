@@ -2,6 +2,7 @@
 
 import { ME, rooms, state } from "../state.js";
 import { ui, h, avatar } from "../dom.js";
+import { canModerate, userMenuButton } from "./moderation.js";
 
 // How long "X is typing…" stays without a fresh typing frame (senders repeat every 3 s).
 export const TYPING_SHOW_MS = 4000;
@@ -9,12 +10,14 @@ export const TYPING_SHOW_MS = 4000;
 export function renderPresence() {
   const room = rooms.get(state.active);
   const users = room ? room.presence : [];
+  const moderator = room ? canModerate(room.slug) : false;
   ui.online.replaceChildren(
     ...users.map((user) => {
       const li = h("li", "member");
       li.dataset.user = user;
       li.append(avatar(user), h("span", "member-name", user));
       if (user === ME) li.append(h("span", "you", "you"));
+      else if (moderator) li.append(userMenuButton(user));
       return li;
     }),
   );
