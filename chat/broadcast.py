@@ -95,9 +95,9 @@ async def publish_revoke(user_id: int, session_key: str | None = None) -> None:
     await layer().group_send(CONTROL_GROUP, {"type": EVENT_REVOKE, "user": user_id, "session": session_key})
 
 
-async def publish_evict(user_id: int, room: str) -> None:
-    """End, on every node, the subscriptions of `user_id` to `room`."""
-    await layer().group_send(CONTROL_GROUP, {"type": EVENT_EVICT, "user": user_id, "room": room})
+async def publish_evict(user_id: int, room: str, reason: str = "removed") -> None:
+    """End, on every node, the subscriptions of `user_id` to `room`: "removed", "kicked" or "banned"."""
+    await layer().group_send(CONTROL_GROUP, {"type": EVENT_EVICT, "user": user_id, "room": room, "reason": reason})
 
 
 def after_commit(send: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:

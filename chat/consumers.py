@@ -49,6 +49,14 @@ KIND_OF: dict[type, str] = {
 }
 
 
+# The detail of an eviction's `forbidden`, by its reason: the page words its notice by it.
+EVICTED = {
+    "removed": "you were removed from {room}",
+    "kicked": "you were removed from {room} by a moderator",
+    "banned": "you are banned from {room}",
+}
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     # No channel per socket: the node's hub subscribes once per room and fans out.
     channel_layer_alias = "__per_node_hub__"
@@ -128,12 +136,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.CONNECTS.labels("accepted").inc()
         metrics.CONNECTIONS.inc()
 
-    async def evict(self, room: str) -> None:
-        """The user may no longer see `room` (removed from it): end the subscription."""
+    async def evict(self, room: str, reason: str = "removed") -> None:
+        """The user may no longer see `room` (removed, kicked or banned): end the subscription."""
         if room not in self.subs:
             return
         await self.hub.unsubscribe(subs=self.subs, room=room)
-        self.reply_error(ChatError("forbidden", f"you were removed from {room}"), room=room)
+        self.reply_error(ChatError("forbidden", EVICTED.get(reason, EVICTED["removed"]).format(room=room)), room=room)
 
     async def close_with(self, code: int) -> None:
         self.queue.stop()

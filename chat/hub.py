@@ -253,7 +253,7 @@ class Hub:
             await self.sockets.revoke_user(event["user"], event["session"])
             return
         if kind == EVENT_EVICT:
-            await self.sockets.evict_user(event["user"], event["room"])
+            await self.sockets.evict_user(event["user"], event["room"], str(event.get("reason", "removed")))
             return
         feed = self.feeds.get(event.get("room", ""))
         if feed is None:

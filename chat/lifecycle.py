@@ -61,8 +61,8 @@ class LocalSocket:
     grant: Grant
     # Closes the socket with a close code (draining, access revoked).
     close: Callable[[int], Awaitable[None]]
-    # Ends the socket's subscription to a room it may no longer see.
-    evict: Callable[[str], Awaitable[None]]
+    # Ends the socket's subscription to a room it may no longer see, saying why.
+    evict: Callable[[str, str], Awaitable[None]]
 
 
 class LocalSockets:
@@ -120,13 +120,14 @@ class LocalSockets:
             if socket.grant.user_id == user_id and session_key in (None, socket.grant.session_key)
         )
 
-    async def evict(self, pairs: Iterable[tuple[str, str]]) -> None:
+    async def evict(self, pairs: Iterable[tuple[str, str]], reason: str = "removed") -> None:
         """End each (connection, room) subscription its user may no longer see."""
         evictions = [(self.by_conn[conn], room) for conn, room in pairs if conn in self.by_conn]
-        await asyncio.gather(*(socket.evict(room) for socket, room in evictions), return_exceptions=True)
+        await asyncio.gather(*(socket.evict(room, reason) for socket, room in evictions), return_exceptions=True)
 
-    async def evict_user(self, user_id: int, room: str) -> None:
-        await self.evict((conn, room) for conn, socket in self.by_conn.items() if socket.grant.user_id == user_id)
+    async def evict_user(self, user_id: int, room: str, reason: str = "removed") -> None:
+        users = ((conn, room) for conn, socket in self.by_conn.items() if socket.grant.user_id == user_id)
+        await self.evict(users, reason)
 
 
 # One registry per event loop, like the hub: test runners bring a loop each.

@@ -106,11 +106,13 @@ def room_moderate(*, room: Room, actor: User, moderation: Moderation) -> dict[st
     if target_role == Membership.Role.MODERATOR and not (actor.is_staff or actor_role == Membership.Role.OWNER):
         raise ChatError("forbidden", "only the owner moderates a moderator")
     with transaction.atomic():
+        if moderation.action in ("kick", "ban"):
+            # Sent after the commit, so a node that re-checks finds the ban; registered
+            # first, so it goes out before the membership's own "removed" eviction.
+            reason = "banned" if moderation.action == "ban" else "kicked"
+            broadcast.after_commit(broadcast.publish_evict, target.pk, room.slug, reason)
         _apply(room=room, actor=actor, target=target, moderation=moderation, actor_role=actor_role)
         _log(room=room, actor=actor, action=moderation.action, target=target, detail=moderation.role or "")
-    if moderation.action in ("kick", "ban"):
-        # After the commit: a node that acts on the eviction and re-checks finds the ban.
-        broadcast.after_commit(broadcast.publish_evict, target.pk, room.slug)
     return {**answer, "user": target.get_username()}
 
 

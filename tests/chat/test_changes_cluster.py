@@ -144,6 +144,7 @@ async def test_a_ban_evicts_on_every_node_within_a_second_and_holds_until_unbann
         for socket in sockets:
             evicted = await socket.until(lambda f: f["type"] == "error" and f.get("room") == r, timeout=5)
             assert evicted["code"] == "forbidden" and "ref" not in evicted
+            assert evicted["detail"] == f"you are banned from {r}"
         assert time.monotonic() - started < 1.5
         assert (await sockets[0].subscribe(r))["code"] == "forbidden"
         refused = await ask(sockets[1], "p", type="publish", room=r, body="let me back")
