@@ -129,6 +129,8 @@ export interface PublishDetail {
   status: PublishStatus;
   seq: number | null;
   error: { code: ErrorCode; detail: string } | null;
+  /** While `sending` after a `rate_limited` or `unavailable` answer: when it goes again (ms since the epoch). */
+  retryAt?: number;
 }
 
 /** `room-error`: the room was dropped (a refused subscribe, or removed from a private room). */

@@ -74,6 +74,8 @@ export class Outbox {
     if (RETRIED.includes(f.code)) {
       const wait = retryDelay(f);
       this.holdUntil = now + wait;
+      // Still sending, but held: a page can say why (slow mode, a rate limit) and until when.
+      this.emit({ ...p, error: { code: f.code, detail: f.detail }, retryAt: now + wait });
       return wait;
     }
     Object.assign(p, { status: "failed", error: { code: f.code, detail: f.detail } });
