@@ -22,6 +22,7 @@ def index(request: HttpRequest, slug: str = "") -> HttpResponse:
             "room": slug,
             "maxBody": chat_settings.CHAT_MAX_BODY,
             "maxRooms": chat_settings.CHAT_MAX_SUBSCRIPTIONS,
+            "defaultRoom": chat_settings.CHAT_DEFAULT_ROOM,
         },
     }
     return render(request, "chatcluster/index.html", context)

@@ -50,8 +50,10 @@ def test_sign_up_create_a_room_and_others_reach_it_by_deep_link_through_sign_in(
     other.get_by_role("link", name="Create an account").click()
     sign_up(other, guest)
     expect(other).to_have_url(re.compile(f"/rooms/{room}/$"))
-    expect(other.locator("#room-title")).to_have_text("Planning")
     expect(other.locator("#messages li.msg .body")).to_have_text(["welcome aboard"])
+    # A link previews the room; joined, it has its title and its place in the sidebar.
+    other.get_by_role("button", name="Join room").click()
+    expect(other.locator("#room-title")).to_have_text("Planning")
     # The deep link survives a reload, and the room is in the sidebar as the current one.
     other.reload()
     expect(other.locator("#messages li.msg .body")).to_have_text(["welcome aboard"])

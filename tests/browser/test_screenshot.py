@@ -34,17 +34,16 @@ LIVE = [
 def test_a_conversation_with_several_users_is_captured_for_the_readme(
     browser: Any, cluster: RunningCluster, pages_opened: list[Any]
 ) -> None:
-    # Rooms earlier tests made would crowd the sidebar: made private (with no members)
-    # they leave it, as on a server holding only these rooms.
+    # alice belongs to the four rooms: her sidebar lists them and no other.
     rooms = (
         "from django.contrib.auth.models import User\n"
         "from chatcluster.models import Membership, Room\n"
         f"rooms = {ROOMS!r}\n"
-        "Room.objects.exclude(slug__in=rooms).update(is_private=True)\n"
-        "for slug, title in rooms.items():\n"
-        "    Room.objects.update_or_create(slug=slug, defaults={'title': title, 'is_private': slug == 'leads'})\n"
         "alice = User.objects.get_or_create(username='alice')[0]\n"
-        "Membership.objects.get_or_create(room=Room.objects.get(slug='leads'), user=alice)\n"
+        "for slug, title in rooms.items():\n"
+        "    fields = {'title': title, 'is_private': slug == 'leads'}\n"
+        "    room = Room.objects.update_or_create(slug=slug, defaults=fields)[0]\n"
+        "    Membership.objects.get_or_create(room=room, user=alice)\n"
     )
     # alice has read general, design and leads up to here; what follows in general is unread.
     read = (

@@ -11,10 +11,18 @@ import { ui, toast } from "./dom.js";
 import { goToLogin } from "./api.js";
 import { refreshTimes } from "./time.js";
 import { setBannerState, renderBanner } from "./ui/banner.js";
-import { baselineRead, renderRoomList, refreshRooms, selectRoom, showRoomProblem, problemText, LAST_ROOM_KEY } from "./ui/rooms.js";
+import { refreshRooms, selectRoom, land, joinOnSend, roomRefused } from "./ui/rooms.js";
+import { renderRoomList, countLive, announce, label } from "./ui/sidebar.js";
 import { appendLive, loadOlder, renderMessages, renderPending, isAtBottom, scrollToBottom, markRead } from "./ui/messages.js";
 import { renderTyping, renderPresence, TYPING_SHOW_MS } from "./ui/presence.js";
 import "./ui/composer.js";
+import "./ui/directory.js";
+import "./ui/dms.js";
+import "./ui/search.js";
+
+// The joined list is asked again this often while the page is visible: a DM someone
+// started, or a private room someone added you to, has no frame of its own on the socket.
+const ROOMS_POLL_MS = 30_000;
 
 // --- client events -----------------------------------------------------------------------
 
@@ -34,6 +42,8 @@ client.addEventListener("message", ({ detail: msg }) => {
   appendLive(room, msg);
   // Your own message, written elsewhere, is not news to you, if you had read up to it.
   if (msg.user === ME && readUpTo(room.slug) === msg.seq - 1) markReadUpTo(room.slug, msg.seq);
+  const mention = countLive(room, msg);
+  if (mention && (room.slug !== state.active || document.hidden)) announce(`${msg.user} mentioned you in ${label(room)}`);
   renderRoomList();
   if (room.slug === state.active) {
     renderTyping();
@@ -45,7 +55,7 @@ client.addEventListener("subscribed", ({ detail }) => {
   const room = rooms.get(detail.room);
   if (!room) return;
   room.latest = Math.max(room.latest, detail.seq);
-  baselineRead(room);
+  room.everSubscribed = true;
   renderRoomList();
 });
 
@@ -87,6 +97,7 @@ client.addEventListener("typing", ({ detail }) => {
 client.addEventListener("publish", ({ detail }) => {
   if (detail.status === "done" || detail.status === "discarded") pendingSends.delete(detail.ref);
   else pendingSends.set(detail.ref, detail);
+  if (detail.status === "sending") joinOnSend(detail.room);
   if (detail.status === "failed" && detail.room !== state.active) toast(`A message to #${detail.room} was not sent: ${detail.error?.detail}`);
   if (detail.room === state.active) {
     const atBottom = isAtBottom();
@@ -95,15 +106,11 @@ client.addEventListener("publish", ({ detail }) => {
   }
 });
 
-client.addEventListener("room-error", ({ detail }) => {
-  const room = rooms.get(detail.room);
-  rooms.delete(detail.room);
-  renderRoomList();
-  if (detail.room === state.active) showRoomProblem(detail.room, detail.code, detail.detail);
-  else if (room) toast(problemText(detail.room, detail.code, detail.detail).join(". "));
-});
+// A refusal, or the end of a subscription (removed, banned): words only for the room on screen.
+client.addEventListener("room-error", ({ detail }) => roomRefused(detail.room, detail.code, detail.detail));
 
 client.addEventListener("error", ({ detail }) => {
+  if (detail.room && detail.room !== state.active) return; // not about what the user is looking at
   if (detail.code === "rate_limited") toast("Slow down a little: you are sending too fast.");
   else if (detail.detail) toast(detail.detail);
 });
@@ -138,6 +145,7 @@ document.addEventListener("visibilitychange", () => {
 });
 
 setInterval(refreshTimes, 30_000);
+setInterval(() => document.hidden || refreshRooms().catch(() => {}), ROOMS_POLL_MS);
 
 // --- start -----------------------------------------------------------------------------------
 
@@ -148,13 +156,9 @@ async function start() {
   try {
     await refreshRooms();
   } catch (err) {
-    toast(`Could not load rooms: ${err.message}`);
+    toast(`Could not load your rooms: ${err.message}`);
   }
-  if (!config.room) {
-    const remembered = localStorage.getItem(LAST_ROOM_KEY);
-    const fallback = rooms.has("general") ? "general" : rooms.keys().next().value ?? "general";
-    selectRoom(rooms.has(remembered) ? remembered : fallback, { replace: true });
-  }
+  if (!config.room) await land();
 }
 
 start();

@@ -17,6 +17,8 @@ const GROUP_GAP_MS = 5 * 60 * 1000;
 const BOTTOM_SLACK_PX = 48;
 // Start fetching older history this close to the top, before the user hits it.
 const TOP_PREFETCH_PX = 200;
+// How long a message opened from search stays highlighted.
+const FOUND_SHOW_MS = 4000;
 
 export function storeMessage(room, msg) {
   if (room.seqs.has(msg.seq)) return false;
@@ -156,13 +158,16 @@ export function renderHistoryStatus(room) {
   if (room.loading) ui.historyStatus.append(h("span", "spinner"), h("span", "", "Loading messages…"));
   else if (room.atStart) {
     const intro = h("div", "room-intro");
-    intro.append(h("strong", "", `This is the very beginning of #${room.slug}.`));
+    const what = room.direct ? `your conversation with ${room.people.join(", ")}` : `#${room.slug}`;
+    intro.append(h("strong", "", `This is the very beginning of ${what}.`));
     intro.append(h("span", "", room.private ? " Only members can see it." : " Everyone can join it."));
     ui.historyStatus.append(intro);
   }
 }
 
 export function appendLive(room, msg) {
+  // A window of older history is on screen (showAround): the newest come back with "Jump to latest".
+  if (room.detached) return;
   const prev = room.list[room.list.length - 1];
   if (!storeMessage(room, msg)) return;
   if (room.slug !== state.active) return;
@@ -177,6 +182,40 @@ export function appendLive(room, msg) {
     ui.jumpNew.textContent = `${state.newWhileAway} new message${state.newWhileAway === 1 ? "" : "s"} ↓`;
     ui.jumpNew.hidden = false;
   }
+}
+
+/**
+ * Show `messages`, the history around `seq` (GET /api/rooms/<slug>/messages?around=), in
+ * place of the room's list, scrolled to `seq` and highlighted for a moment. Older pages
+ * still load on scrolling up; unless the window `reachesEnd`, the newest come back with
+ * the jump button.
+ */
+export function showAround(room, messages, seq, reachesEnd) {
+  room.list = [];
+  room.seqs = new Set();
+  for (const msg of messages) storeMessage(room, msg);
+  room.loaded = true;
+  room.atStart = room.list[0]?.seq === 1;
+  room.markerSeq = null;
+  room.detached = !reachesEnd;
+  renderMessages();
+  ui.jumpNew.textContent = "Jump to latest ↓";
+  ui.jumpNew.hidden = !room.detached;
+  const row = ui.messages.querySelector(`li.msg[data-seq="${seq}"]`);
+  if (!row) return;
+  row.scrollIntoView({ block: "center" });
+  row.classList.add("found");
+  setTimeout(() => row.classList.remove("found"), FOUND_SHOW_MS);
+}
+
+/** Leave a window of older history for the room's newest messages. */
+export function backToLatest(room) {
+  room.list = [];
+  room.seqs = new Set();
+  room.loaded = room.atStart = room.detached = false;
+  ui.jumpNew.hidden = true;
+  renderMessages();
+  loadOlder(room);
 }
 
 export async function loadOlder(room) {
@@ -223,7 +262,7 @@ export function scrollToBottom() {
 
 export function markRead() {
   const room = rooms.get(state.active);
-  if (!room || document.hidden || !isAtBottom()) return;
+  if (!room || room.detached || document.hidden || !isAtBottom()) return;
   state.newWhileAway = 0;
   ui.jumpNew.hidden = true;
   const last = client.lastSeq(room.slug) ?? room.list[room.list.length - 1]?.seq;
@@ -271,6 +310,8 @@ ui.scroller.addEventListener("scroll", () => {
 }, { passive: true });
 
 ui.jumpNew.addEventListener("click", () => {
+  const room = rooms.get(state.active);
+  if (room?.detached) return backToLatest(room);
   scrollToBottom();
   markRead();
   ui.composer.focus();

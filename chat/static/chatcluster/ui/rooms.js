@@ -1,200 +1,304 @@
-// The rooms sidebar: room list with unread badges, create/join forms, the room header,
-// switching rooms (with history and deep links), and rooms that cannot be opened.
+// Rooms: which rooms the page holds and its socket follows (the joined ones plus the one
+// on screen, nothing else), switching rooms (with history and deep links), landing,
+// joining and leaving, the room header, the create/join forms, and rooms that cannot be
+// opened. The sidebar's lists are ui/sidebar.js.
 
-import { ME, MAX_ROOMS, client, rooms, state } from "../state.js";
-import { learnRead, markReadUpTo, readUpTo } from "../reads.js";
-import { ui, h, icon, toast } from "../dom.js";
-import { api } from "../api.js";
-import { renderMessages, renderPending, loadOlder, markRead } from "./messages.js";
+import { ME, MAX_ROOMS, DEFAULT_ROOM, client, rooms, state } from "../state.js";
+import { learnRead, readUpTo } from "../reads.js";
+import { ui, h, icon, avatar, toast } from "../dom.js";
+import { api, post, query } from "../api.js";
+import { renderMessages, renderPending, loadOlder, markRead, showAround, backToLatest } from "./messages.js";
 import { renderPresence, renderTyping } from "./presence.js";
+import { renderRoomList, countsOf, setBaseline, displayName, label, joinedRooms } from "./sidebar.js";
+import { openDirectory } from "./directory.js";
+import { confirmAction } from "./dialog.js";
+
+export { renderRoomList };
 
 const SLUG_RE = /^[a-z0-9_-]{1,64}$/;
 export const LAST_ROOM_KEY = `relay:${ME}:room`;
+const joinButton = document.getElementById("room-join");
+const leaveButton = document.getElementById("room-leave");
+
+// Bumped by every membership change made here: a joined list asked for before it is stale.
+let membershipChanges = 0;
 
 export function ensureRoom(slug, info = {}) {
   let room = rooms.get(slug);
   if (!room) {
     room = {
-      slug, title: slug, private: false,
+      slug, title: slug, private: false, direct: false, people: [], joined: false, role: null,
+      baseSeq: 0, baseUnread: 0, baseMentions: 0, live: new Map(), // see ui/sidebar.js
+      subscribed: false, everSubscribed: false, refused: null, joining: false,
       list: [], seqs: new Set(), // loaded messages, ascending by seq
-      loaded: false, atStart: false, loading: false,
+      loaded: false, atStart: false, loading: false, detached: false,
       latest: 0, markerSeq: null, breakSeq: null, presence: [], typers: new Map(),
     };
     rooms.set(slug, room);
-    client.subscribe(slug);
   }
   if (info.seq !== undefined) room.latest = Math.max(room.latest, info.seq);
   if (info.title) room.title = info.title;
   if (info.private !== undefined) room.private = info.private;
+  if (info.direct !== undefined) room.direct = info.direct;
+  if (info.people) room.people = [...info.people].sort();
+  if (info.role !== undefined) room.role = info.role;
   return room;
 }
 
-export function roomItem(slug) {
-  const li = h("li", "room-item");
-  li.dataset.room = slug;
-  const link = h("a", "room-link");
-  link.href = `/rooms/${slug}/`;
-  const badge = h("span", "unread");
-  badge.setAttribute("aria-hidden", "true");
-  link.append(icon("hash"), h("span", "room-name"), h("span", "visually-hidden room-extra"), badge);
-  li.append(link);
-  return li;
-}
-
-/** Messages past the user's read marker; none for the room in view (it has its own marker). */
-export function unreadOf(room) {
-  const read = readUpTo(room.slug);
-  if (read === undefined || (room.slug === state.active && !document.hidden)) return 0;
-  return Math.max(0, room.latest - read);
-}
-
-/** A room seen for the first time (no marker on the server): its past is not news. */
-export function baselineRead(room) {
-  if (state.roomsLoaded && readUpTo(room.slug) === undefined) markReadUpTo(room.slug, room.latest);
-}
-
-/** Update the room list in place, so keyboard focus survives unread counts changing. */
-export function renderRoomList() {
-  const items = [...rooms.values()].sort((a, b) => a.slug.localeCompare(b.slug));
-  const current = [...ui.roomList.children];
-  if (current.map((li) => li.dataset.room).join("\n") !== items.map((r) => r.slug).join("\n")) {
-    const bySlug = new Map(current.map((li) => [li.dataset.room, li]));
-    ui.roomList.replaceChildren(...items.map((room) => bySlug.get(room.slug) ?? roomItem(room.slug)));
+/**
+ * Follow the joined rooms and the room on screen, nothing else, and forget a previewed
+ * room once it is off screen. One socket may follow MAX_ROOMS: a slot stays free for the
+ * room on screen; joined rooms past the rest still list, with the counts of the last poll.
+ */
+export function syncSubscriptions() {
+  const wanted = new Set(joinedRooms().slice(0, Math.max(0, MAX_ROOMS - 1)).map((r) => r.slug));
+  if (state.active) wanted.add(state.active);
+  for (const room of [...rooms.values()]) {
+    const want = wanted.has(room.slug) && !room.refused;
+    if (want && !room.subscribed) client.subscribe(room.slug);
+    else if (!want && room.subscribed) client.unsubscribe(room.slug);
+    room.subscribed = want;
+    if (!room.joined && room.slug !== state.active) rooms.delete(room.slug);
   }
-  for (const li of ui.roomList.children) {
-    const room = rooms.get(li.dataset.room);
-    const link = li.firstElementChild;
-    const [svg, name, extra, badge] = link.children;
-    if (link.classList.contains("private") !== room.private) {
-      svg.replaceWith(icon(room.private ? "lock" : "hash"));
-      link.classList.toggle("private", room.private);
-    }
-    name.textContent = room.title;
-    const unread = unreadOf(room);
-    const extras = [room.private && "private", unread && `${unread} unread`].filter(Boolean);
-    extra.textContent = extras.length ? ` (${extras.join(", ")})` : "";
-    badge.textContent = unread > 99 ? "99+" : String(unread);
-    badge.hidden = !unread;
-    link.classList.toggle("has-unread", unread > 0);
-    if (room.slug === state.active) link.setAttribute("aria-current", "page");
-    else link.removeAttribute("aria-current");
-  }
-  const total = items.reduce((sum, r) => sum + unreadOf(r), 0);
-  document.title = `${total ? `(${total}) ` : ""}${state.active ? `#${state.active} · ` : ""}Relay`;
 }
 
-// GET /api/rooms answers in pages of at most this many rooms, with the cursor of the next.
-const ROOMS_PAGE = 200;
+/** The user is now a member of `slug` (joined, created it, started a DM). */
+export function adoptRoom(slug, info = {}) {
+  membershipChanges += 1;
+  const room = ensureRoom(slug, info);
+  room.joined = true;
+  room.refused = null;
+  syncSubscriptions();
+  renderRoomList();
+  renderHeader();
+  return room;
+}
 
-/** The rooms the sidebar lists: page after page, up to the MAX_ROOMS one socket may follow. */
-export async function fetchRooms() {
+/** The rooms and DMs the user belongs to, with their counts, from the server. */
+export async function refreshRooms() {
+  const asked = membershipChanges;
   const found = [];
   let after = null;
   do {
-    const query = new URLSearchParams({ limit: String(Math.min(ROOMS_PAGE, MAX_ROOMS - found.length)) });
-    if (after) query.set("after", after);
-    const page = await api(`/api/rooms?${query}`);
+    const page = await api(`/api/rooms?${query({ scope: "joined", after })}`);
     found.push(...page.rooms);
     after = page.next;
-  } while (after && found.length < MAX_ROOMS);
-  return found;
-}
-
-export async function refreshRooms() {
-  for (const info of await fetchRooms()) {
+  } while (after);
+  if (asked !== membershipChanges) return refreshRooms();
+  const listed = new Set();
+  for (const info of found) {
+    listed.add(info.slug);
     learnRead(info.slug, info.read);
-    ensureRoom(info.slug, info);
+    const room = ensureRoom(info.slug, info);
+    room.joined = true;
+    setBaseline(room, info);
   }
+  // Left on another device, or removed while the socket did not follow the room.
+  for (const room of rooms.values()) if (room.joined && !listed.has(room.slug)) room.joined = false;
   state.roomsLoaded = true;
-  for (const room of rooms.values()) baselineRead(room);
+  syncSubscriptions();
   renderRoomList();
-  if (state.active) renderHeader();
+  renderHeader();
 }
 
-export function selectRoom(slug, { push = true, replace = false } = {}) {
+/** POST join; true once the user is a member. `quiet`: the user did not ask, so no toast. */
+export async function joinRoom(slug, { quiet = false } = {}) {
+  const existing = rooms.get(slug);
+  if (existing?.joined) return true;
+  if (existing) existing.joining = true;
+  try {
+    const answer = await post(`/api/rooms/${slug}/join`);
+    adoptRoom(slug, { role: answer.role });
+    refreshRooms().catch(() => {}); // its title and counts
+    return true;
+  } catch (err) {
+    if (!quiet) toast(problemText(slug, err.code, err.message).join(". "));
+    return false;
+  } finally {
+    if (rooms.get(slug)) rooms.get(slug).joining = false;
+  }
+}
+
+/** Writing in a public room you only preview joins it, so its replies reach your sidebar. */
+export function joinOnSend(slug) {
+  const room = rooms.get(slug);
+  if (room && state.roomsLoaded && !room.joined && !room.joining && !room.private) joinRoom(slug, { quiet: true });
+}
+
+export async function leaveRoom(slug) {
+  const room = rooms.get(slug);
+  if (!room?.joined) return;
+  if (room.private) {
+    const ask = { title: `Leave #${slug}?`, text: "It is private: only a member can add you again.", confirm: "Leave" };
+    if (!(await confirmAction(ask))) return;
+  }
+  membershipChanges += 1;
+  try {
+    await post(`/api/rooms/${slug}/leave`);
+  } catch (err) {
+    return toast(`You cannot leave ${label(room)}: ${err.message}`);
+  }
+  room.joined = false;
+  if (localStorage.getItem(LAST_ROOM_KEY) === slug) localStorage.removeItem(LAST_ROOM_KEY);
+  // A public room stays on screen as a preview; a private one is not yours to read any more.
+  if (slug === state.active && room.private) return land();
+  syncSubscriptions();
+  renderRoomList();
+  renderHeader();
+}
+
+/** Where the page opens without a room in its address. */
+export async function land() {
+  const joined = joinedRooms();
+  const remembered = localStorage.getItem(LAST_ROOM_KEY);
+  const pick = joined.find((r) => r.slug === remembered) ?? joined[0];
+  if (pick) return selectRoom(pick.slug, { replace: true });
+  if (DEFAULT_ROOM && (await joinRoom(DEFAULT_ROOM, { quiet: true }))) return selectRoom(DEFAULT_ROOM, { replace: true });
+  showNoRoom();
+  openDirectory();
+}
+
+/** No room open: the user has none yet, and the directory is where to find one. */
+export function showNoRoom() {
+  state.active = null;
+  syncSubscriptions();
+  history.replaceState({}, "", "/");
+  showEmpty("No room open", "Browse the public rooms to join one, or start a direct message.");
+  ui.empty.classList.add("neutral");
+  ui.title.replaceChildren();
+  renderRoomList();
+  renderPresence();
+}
+
+export function selectRoom(slug, { push = true, replace = false, around = null } = {}) {
   const room = ensureRoom(slug);
-  const unread = state.active === slug ? 0 : unreadOf(room);
+  const { unread } = state.active === slug ? { unread: 0 } : countsOf(room);
   if (state.active && state.active !== slug) {
     const prev = rooms.get(state.active);
     if (prev) prev.markerSeq = null;
   }
   state.active = slug;
+  syncSubscriptions();
   localStorage.setItem(LAST_ROOM_KEY, slug);
   const url = `/rooms/${slug}/`;
   if (replace) history.replaceState({ room: slug }, "", url);
   else if (push && location.pathname !== url) history.pushState({ room: slug }, "", url);
-  if (unread) room.markerSeq = readUpTo(slug) + 1;
+  if (unread) room.markerSeq = (readUpTo(slug) ?? 0) + 1;
   state.newWhileAway = 0;
   ui.jumpNew.hidden = true;
-  ui.empty.hidden = true;
-  ui.composer.disabled = false;
-  ui.composer.placeholder = `Message #${slug}`;
   document.body.classList.remove("sidebar-open");
   ui.sidebarToggle.setAttribute("aria-expanded", "false");
+  renderRoomList();
+  if (room.refused) return showRoomProblem(slug, room.refused.code, room.refused.detail, room.refused);
+  ui.empty.hidden = true;
+  ui.composer.disabled = false;
+  ui.composer.placeholder = `Message ${label(room)}`;
   renderHeader();
-  renderMessages({ toBottom: true });
+  if (around) showAround(room, around.messages, around.seq, around.reachesEnd);
+  else if (room.detached) backToLatest(room);
+  else {
+    renderMessages({ toBottom: true });
+    if (!room.loaded) loadOlder(room);
+    else markRead();
+  }
   renderPending();
   renderPresence();
   renderTyping();
-  renderRoomList();
-  if (!room.loaded) loadOlder(room);
-  else markRead();
 }
 
 export function renderHeader() {
   const room = rooms.get(state.active);
-  if (!room) return;
-  ui.title.replaceChildren(icon(room.private ? "lock" : "hash"), h("span", "", room.title));
-  ui.topic.textContent = room.title !== room.slug ? `#${room.slug}` : room.private ? "Private room" : "Public room";
+  joinButton.hidden = leaveButton.hidden = true;
+  if (!room || room.refused) return;
+  ui.title.replaceChildren(room.direct ? avatar(room.people[0] ?? ME) : icon(room.private ? "lock" : "hash"), h("span", "", displayName(room)));
+  let topic = room.direct ? "Direct message" : room.title !== room.slug ? `#${room.slug}` : room.private ? "Private room" : "Public room";
+  if (state.roomsLoaded && !room.joined && !room.private) topic += " · preview: join to keep it in your sidebar";
+  ui.topic.textContent = topic;
+  if (!state.roomsLoaded) return;
+  joinButton.hidden = room.joined || room.private;
+  leaveButton.hidden = !room.joined || room.direct;
 }
 
-export function problemText(slug, code, detail) {
+/** A refusal in plain words: [heading, what it means]. */
+export function problemText(slug, code, detail, { removed = false, wasPrivate = false } = {}) {
+  const banned = /\bbann?ed\b|\bban\b/i.test(detail ?? "");
+  if (code === "forbidden" && banned) return [`You are banned from #${slug}`, "A moderator of the room banned you."];
+  if (code === "forbidden" && removed) {
+    const who = /\bmoderator\b/i.test(detail ?? "") ? "A moderator removed you. " : "";
+    const again = wasPrivate ? "Only a member can add you again." : "You may join it again from Browse rooms.";
+    return [`You were removed from #${slug}`, who + again];
+  }
   if (code === "forbidden") return [`#${slug} is private`, "Only its members can read it. Ask one of them to add you."];
   if (code === "not_found") return [`#${slug} does not exist`, "Check the name, or create it from the sidebar."];
+  if (code === "too_large") return [`#${slug} cannot be followed`, "You follow as many rooms as one page can: leave one first."];
+  if (code === "rate_limited") return [`#${slug} cannot be created yet`, "You created many rooms lately. Try again later."];
   return [`#${slug} cannot be opened`, detail || "Try again in a moment."];
 }
 
-export function showRoomProblem(slug, code, detail) {
-  const [heading, text] = problemText(slug, code, detail);
+function showEmpty(heading, text) {
   ui.empty.hidden = false;
+  ui.empty.classList.remove("neutral");
   ui.emptyTitle.textContent = heading;
   ui.emptyText.textContent = text;
-  ui.title.replaceChildren(icon("lock"), h("span", "", slug));
   ui.topic.textContent = "";
   ui.messages.replaceChildren();
   ui.pending.replaceChildren();
   ui.historyStatus.replaceChildren();
+  ui.jumpNew.hidden = true;
   ui.composer.disabled = true;
   ui.composer.placeholder = "You cannot post here";
+  joinButton.hidden = leaveButton.hidden = true;
+}
+
+export function showRoomProblem(slug, code, detail, options = {}) {
+  const [heading, text] = problemText(slug, code, detail, options);
+  showEmpty(heading, text);
+  ui.title.replaceChildren(icon("lock"), h("span", "", slug));
   renderPresence();
 }
 
-ui.roomList.addEventListener("click", (ev) => {
-  const link = ev.target.closest("a.room-link");
-  if (!link || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
-  ev.preventDefault();
-  selectRoom(link.closest("li").dataset.room);
-  ui.composer.focus();
-});
+/**
+ * The server refused a room or ended its subscription (client.js `room-error`). Only the
+ * room on screen says so; any other is dropped from the sidebar without a word.
+ */
+export function roomRefused(slug, code, detail) {
+  const room = rooms.get(slug);
+  if (!room) return;
+  const removed = room.everSubscribed && code === "forbidden";
+  room.refused = { code, detail, removed, wasPrivate: room.private };
+  room.subscribed = false; // client.js has dropped it
+  if (code === "forbidden" || code === "not_found") room.joined = false;
+  if (slug === state.active) showRoomProblem(slug, code, detail, room.refused);
+  syncSubscriptions();
+  renderRoomList();
+}
 
 window.addEventListener("popstate", () => {
   const match = location.pathname.match(/^\/rooms\/([a-z0-9_-]{1,64})\/$/);
   if (match) selectRoom(match[1], { push: false });
 });
 
+joinButton.addEventListener("click", async () => {
+  const slug = state.active;
+  joinButton.disabled = true;
+  if (await joinRoom(slug)) ui.composer.focus();
+  joinButton.disabled = false;
+});
+leaveButton.addEventListener("click", () => leaveRoom(state.active));
+
 function slugFrom(input) {
   return input.value.trim().toLowerCase().replace(/^#/, "").replace(/\s+/g, "-");
 }
 
-ui.joinForm.addEventListener("submit", (ev) => {
+ui.joinForm.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const input = ui.joinForm.elements.room;
   const slug = slugFrom(input);
   if (!SLUG_RE.test(slug)) return toast("Room names use a-z, 0-9, - and _ (up to 64).");
+  if (!(await joinRoom(slug))) return;
   input.value = "";
   selectRoom(slug);
-  renderRoomList();
-  setTimeout(() => refreshRooms().catch(() => {}), 1000); // pick up the title of a room new to us
+  ui.composer.focus();
 });
 
 ui.newForm.addEventListener("submit", async (ev) => {
@@ -206,19 +310,16 @@ ui.newForm.addEventListener("submit", async (ev) => {
     ui.newError.textContent = "Use 1-64 characters: a-z, 0-9, - and _.";
     return form.slug.focus();
   }
-  if (rooms.has(slug)) {
+  if (rooms.get(slug)?.joined) {
     ui.newError.textContent = `#${slug} already exists: it is in your list.`;
     return form.slug.focus();
   }
   const button = ui.newForm.querySelector("button[type=submit]");
   button.disabled = true;
   try {
-    const room = await api("/api/rooms", {
-      method: "POST",
-      body: JSON.stringify({ slug, title: form.title.value.trim(), private: form.private.checked }),
-    });
+    const room = await post("/api/rooms", { slug, title: form.title.value.trim(), private: form.private.checked });
     ui.newForm.reset();
-    ensureRoom(room.slug, room);
+    adoptRoom(room.slug, { ...room, role: "owner" });
     selectRoom(room.slug);
     ui.composer.focus();
   } catch (err) {
