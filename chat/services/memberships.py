@@ -87,13 +87,17 @@ def room_joined(*, user: User) -> list[dict[str, Any]]:
     ]
 
 
+# Seqs an unread count looks back at most: past it, "many" is all a badge needs to say.
+UNREAD_LOOKBACK = 1000
+
+
 def _unread_counts(*, user: User, read: dict[int, int], rooms: list[Room]) -> dict[int, int]:
-    """Messages by others after the read marker, in the rooms that have one and news."""
+    """Messages by others after the read marker (from the start without one: a DM someone began)."""
     behind = Q()
     for room in rooms:
-        marker = read.get(room.pk)
-        if marker is not None and marker < room.last_seq:
-            behind |= Q(room_id=room.pk, seq__gt=marker)
+        since = max(read.get(room.pk, 0), room.last_seq - UNREAD_LOOKBACK)
+        if since < room.last_seq:
+            behind |= Q(room_id=room.pk, seq__gt=since)
     if not behind:
         return {}
     rows = (

@@ -65,6 +65,10 @@ def test_the_joined_list_counts_unread_and_mentions_and_names_the_people_of_a_dm
         "unread": 2, "mentions": 1, "role": "owner", "people": [],
     }  # fmt: skip
     assert rooms[dm.slug]["direct"] and rooms[dm.slug]["people"] == ["ann"]
+    # A DM someone else began has no read marker of yours: all of it is unread.
+    message_create(room=dm, author=ann, body="psst @bob")
+    rooms = {r["slug"]: r for r in bob_client.get("/api/rooms?scope=joined").json()["rooms"]}
+    assert (rooms[dm.slug]["unread"], rooms[dm.slug]["mentions"], rooms[dm.slug]["read"]) == (1, 1, None)
     # Directs come after rooms: the page shows them in their own section.
     assert list(rooms) == ["team", dm.slug]
 

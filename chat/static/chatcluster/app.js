@@ -99,6 +99,12 @@ client.addEventListener("publish", ({ detail }) => {
   else pendingSends.set(detail.ref, detail);
   if (detail.status === "sending") joinOnSend(detail.room);
   if (detail.status === "failed" && detail.room !== state.active) toast(`A message to #${detail.room} was not sent: ${detail.error?.detail}`);
+  if (detail.status === "sending" && detail.retryAt && detail.error?.code === "rate_limited") {
+    // Held by the server (slow mode, or sending too fast): it goes out by itself, later.
+    const wait = Math.max(1, Math.ceil((detail.retryAt - Date.now()) / 1000));
+    const slow = /slow mode/i.test(detail.error.detail ?? "");
+    toast(slow ? `Slow mode in #${detail.room}: your message goes out in ${wait} s.` : `Sending too fast: your message goes out in ${wait} s.`);
+  }
   if (detail.room === state.active) {
     const atBottom = isAtBottom();
     renderPending();
