@@ -33,6 +33,8 @@ EVENT_PROBE = "chat.probe"
 EVENT_REVOKE = "chat.revoke"
 # Sent to every node: a user was removed from a private room.
 EVENT_EVICT = "chat.evict"
+# Sent to every node: a user was made a member of a room (a DM begun, an admin's add).
+EVENT_ADDED = "chat.added"
 # Every node's channel is in this group, for the events above that concern them all.
 CONTROL_GROUP = "chat.control"
 
@@ -93,6 +95,12 @@ async def publish_typing(room: str, user: str) -> None:
 async def publish_revoke(user_id: int, session_key: str | None = None) -> None:
     """Close, on every node, the sockets of `user_id` (only those of one session if given)."""
     await layer().group_send(CONTROL_GROUP, {"type": EVENT_REVOKE, "user": user_id, "session": session_key})
+
+
+async def publish_added(user_id: int, room: str) -> None:
+    """Tell the open sockets of `user_id`, on every node, that they now belong to `room`."""
+    text = protocol.encode({"type": "added", "room": room})
+    await layer().group_send(CONTROL_GROUP, {"type": EVENT_ADDED, "user": user_id, "room": room, "text": text})
 
 
 async def publish_evict(user_id: int, room: str, reason: str = "removed") -> None:

@@ -132,7 +132,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             auth_hash=access_auth_hash(user=self.user),
             session_key=self.scope.get("auth_session"),
         )
-        self.hub.add_socket(LocalSocket(grant=grant, close=self.close_with, evict=self.evict))
+        self.hub.add_socket(LocalSocket(grant=grant, close=self.close_with, evict=self.evict, send=self.queue.send))
         metrics.CONNECTS.labels("accepted").inc()
         metrics.CONNECTIONS.inc()
 

@@ -27,6 +27,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from chatcluster import metrics, protocol, upkeep
 from chatcluster.broadcast import (
     CONTROL_GROUP,
+    EVENT_ADDED,
     EVENT_EVICT,
     EVENT_MESSAGE,
     EVENT_PRESENCE,
@@ -251,6 +252,9 @@ class Hub:
             return
         if kind == EVENT_REVOKE:
             await self.sockets.revoke_user(event["user"], event["session"])
+            return
+        if kind == EVENT_ADDED:
+            self.sockets.notify_user(event["user"], str(event["text"]))
             return
         if kind == EVENT_EVICT:
             await self.sockets.evict_user(event["user"], event["room"], str(event.get("reason", "removed")))

@@ -63,6 +63,8 @@ class LocalSocket:
     close: Callable[[int], Awaitable[None]]
     # Ends the socket's subscription to a room it may no longer see, saying why.
     evict: Callable[[str, str], Awaitable[None]]
+    # Queues a frame for the socket (a notice no subscription carries).
+    send: Callable[[str], object]
 
 
 class LocalSockets:
@@ -124,6 +126,12 @@ class LocalSockets:
         """End each (connection, room) subscription its user may no longer see."""
         evictions = [(self.by_conn[conn], room) for conn, room in pairs if conn in self.by_conn]
         await asyncio.gather(*(socket.evict(room, reason) for socket, room in evictions), return_exceptions=True)
+
+    def notify_user(self, user_id: int, text: str) -> None:
+        """Send `text` to every socket of `user_id` on this node."""
+        for socket in self.by_conn.values():
+            if socket.grant.user_id == user_id:
+                socket.send(text)
 
     async def evict_user(self, user_id: int, room: str, reason: str = "removed") -> None:
         users = ((conn, room) for conn, socket in self.by_conn.items() if socket.grant.user_id == user_id)

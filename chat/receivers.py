@@ -37,6 +37,12 @@ def close_sockets_of_an_inactive_user(sender: Any, instance: Any, **kwargs: Any)
         broadcast.after_commit(broadcast.publish_revoke, instance.pk, None)
 
 
+@receiver(post_save, sender=Membership)
+def tell_a_new_member(sender: Any, instance: Membership, created: bool, **kwargs: Any) -> None:
+    if created:
+        broadcast.after_commit(broadcast.publish_added, instance.user_id, instance.room.slug)
+
+
 @receiver(post_delete, sender=Membership)
 def end_subscriptions_of_a_removed_member(sender: Any, instance: Membership, **kwargs: Any) -> None:
     try:

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
+from chatcluster import broadcast
 from chatcluster.errors import ChatError
 from chatcluster.models import Membership, Room
 from chatcluster.policy import room_policy
@@ -47,6 +48,9 @@ def dm_open(*, caller: User, usernames: list[str]) -> Room:
         with transaction.atomic():
             room = Room.objects.create(slug=slug, title=title[:200], is_private=True, is_direct=True, created_by=caller)
             Membership.objects.bulk_create([Membership(room=room, user=user) for user in people])
+            # bulk_create sends no post_save: tell the others' open pages here.
+            for user in others:
+                broadcast.after_commit(broadcast.publish_added, user.pk, slug)
     except IntegrityError:  # the same people started it on another node at the same moment
         room = Room.objects.get(slug=slug)
     return room

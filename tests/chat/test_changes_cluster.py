@@ -219,3 +219,20 @@ async def test_a_mention_counts_for_a_reader_until_read_and_not_for_an_outsider(
         )
         assert outsider.strip() == "0"
         await ann.close()
+
+
+async def test_a_dm_begun_by_someone_else_is_announced_to_the_others_open_sockets(cluster: RunningCluster) -> None:
+    ann_token, bob_token, cat_token = cluster.tokens("v2-dm-ann", "v2-dm-bob", "v2-dm-cat")
+    bob_sockets = [await Client.open(cluster.node_port(i), bob_token) for i in (1, 2)]
+    cat = await Client.open(cluster.node_port(0), cat_token)
+    with api(cluster, ann_token) as ann:
+        answer = ann.post("/api/dms", json={"users": ["v2-dm-bob"]})
+        assert answer.status_code == 200, answer.text
+        slug = answer.json()["room"]
+    for socket in bob_sockets:
+        assert await socket.until(lambda f: f["type"] == "added", timeout=5) == {"type": "added", "room": slug}
+        assert (await socket.subscribe(slug))["type"] == "subscribed"
+    assert (await ask(cat, "ping", type="ping"))["type"] == "pong"
+    assert not [f for f in cat.frames if f["type"] == "added"]
+    for socket in (*bob_sockets, cat):
+        await socket.close()

@@ -34,6 +34,9 @@ client.addEventListener("state", (ev) => {
 
 client.addEventListener("unauthorized", goToLogin);
 
+// Someone began a DM with you, or added you to a room: it shows without waiting for a poll.
+client.addEventListener("added", () => refreshRooms().catch(() => {}));
+
 client.addEventListener("message", ({ detail: msg }) => {
   const room = rooms.get(msg.room);
   if (!room) return;

@@ -160,6 +160,8 @@ export interface ChatClientEventMap {
   typing: CustomEvent<TypingDetail>;
   publish: CustomEvent<PublishDetail>;
   "room-error": CustomEvent<RoomErrorDetail>;
+  /** You were made a member of `room` (a DM someone began, an admin's add): list it. */
+  added: CustomEvent<{ room: RoomSlug }>;
   /** An `error` frame that answers nothing the client tracks (e.g. a rate-limited typing). */
   error: CustomEvent<ErrorFrame>;
   /** The socket was closed with 4401: log in again, or get a new token (the client stopped). */

@@ -348,6 +348,8 @@ export class ChatClient extends EventTarget {
         return this.requests.answer(f.ref, (req) => req.resolve(f.messages));
       case "pong":
         return clearTimeout(this.timers.pong);
+      case "added":
+        return this._emit("added", { room: f.room });
       case "error":
         return this._onError(f);
       default:
