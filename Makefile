@@ -28,6 +28,12 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	@apt-get install -y -q chromium >/dev/null 2>&1 || echo "chromium not installed: the browser tests will skip"
 
+# Reactions are emoji: without a colour emoji font Chromium draws them as boxes (the
+# screenshot in docs/, a person reading a browser test's failure picture).
+EMOJI_FONT := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+$(EMOJI_FONT):
+	@apt-get install -y -q fonts-noto-color-emoji >/dev/null 2>&1 || echo "no colour emoji font: reactions show as boxes in screenshots"
+
 # nginx for `runcluster --balancer nginx` and its tests (tests/deploy); without it they skip.
 NGINX := /usr/sbin/nginx
 $(NGINX):
@@ -39,7 +45,7 @@ JS_MODULES := tests/js/node_modules/.package-lock.json
 $(JS_MODULES): tests/js/package-lock.json
 	@(command -v npm >/dev/null && npm ci --prefix tests/js --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null 2>&1 && touch $@) || echo "tests/js not installed (no npm, or no network): the JS client tests will skip"
 
-setup: $(STAMP) $(KEY) $(CHROMIUM) $(NGINX) $(JS_MODULES)
+setup: $(STAMP) $(KEY) $(CHROMIUM) $(EMOJI_FONT) $(NGINX) $(JS_MODULES)
 
 run: setup
 	$(PY) manage.py runcluster

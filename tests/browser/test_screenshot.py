@@ -1,4 +1,8 @@
-"""docs/screenshot.png, the picture in the README: a real conversation on the real cluster."""
+"""docs/screenshot.png, the picture in the README: a real conversation on the real cluster.
+
+It shows what people look for first: a DM with an unread message, an edited message,
+reactions with their counts, and mentions (highlighted, and counted in the sidebar).
+"""
 
 from __future__ import annotations
 
@@ -23,10 +27,24 @@ LAUNCH = [
     ("dmitri", "Nice. I'll rerun the chaos suite tonight.", 41),
     ("carol", "Release checklist for Friday:\n1. freeze main at noon\n2. run the load test\n3. tag and deploy", 28),
 ]
-UNREAD = [("bob", "Lunch at 12:30?", 20), ("dmitri", "Count me in.", 18), ("carol", "Me too.", 15)]
+UNREAD = [("bob", "@alice lunch at 12:30?", 20), ("dmitri", "Count me in.", 18), ("carol", "Me too.", 15)]
+# Changes to the launch room's history, made through the same services as a socket's frames.
+CHANGES = (
+    "from chatcluster.services.changes import message_edit, message_react\n"
+    "from chatcluster.services.dms import dm_open\n"
+    "from chatcluster.services.messages import message_create\n"
+    "people = {name: User.objects.get_or_create(username=name)[0] for name in ('bob', 'carol', 'dmitri')}\n"
+    "message_edit(slug='launch', user=people['dmitri'], target=5, body=\"Nice. I'll rerun the chaos suite "
+    'tonight, on all three nodes.")\n'
+    "for who, emoji in (('bob', '🎉'), ('carol', '🎉'), ('dmitri', '🎉'), ('carol', '👍')):\n"
+    "    message_react(slug='launch', user=people[who], target=3, emoji=emoji, on=True)\n"
+    "message_react(slug='launch', user=people['bob'], target=6, emoji='👀', on=True)\n"
+    "dm = dm_open(caller=people['bob'], usernames=['alice'])\n"
+    "message_create(room=dm, author=people['bob'], body='Got a minute before the demo?')\n"
+)
 LIVE = [
     ("bob", "Load test numbers are in: p99 fan-out under 40 ms with three nodes."),
-    ("carol", "Could you review the sidebar PR? Titles like <script>alert(1)</script> now show up as plain text."),
+    ("carol", "@alice could you review the sidebar PR? Titles like <script>alert(1)</script> now show as text."),
     ("alice", "On it after lunch."),
 ]
 
@@ -62,7 +80,8 @@ def test_a_conversation_with_several_users_is_captured_for_the_readme(
         + seed_code("general", [("dmitri", "Coffee machine on floor 2 is fixed.", 200)])
         + seed_code("design", [("carol", "New icons are in the shared folder.", 300)])
         + read
-        + seed_code("general", UNREAD),
+        + seed_code("general", UNREAD)
+        + CHANGES,
     )
 
     pages = {
@@ -78,6 +97,7 @@ def test_a_conversation_with_several_users_is_captured_for_the_readme(
         pages[who].locator("#composer").press("Enter")
         expect(alice.locator("#messages li.msg .body").last).to_have_text(body)
     expect(alice.locator('#room-list li[data-room="general"] .unread')).to_have_text("3")
+    expect(alice.locator(".reactions .chip")).to_have_count(3)
 
     pages["dmitri"].locator("#composer").press_sequentially("Sure, I")
     expect(alice.locator("#typing")).to_have_text("dmitri is typing…")
