@@ -29,8 +29,9 @@ from chatcluster.publisher import get_publisher
 from chatcluster.redis import all_redis
 from chatcluster.services.apikeys import apikey_user
 from chatcluster.services.dms import dm_open
+from chatcluster.services.history import message_history
 from chatcluster.services.logins import login_admit, login_failed, login_succeeded
-from chatcluster.services.messages import PublishRequest, message_history
+from chatcluster.services.messages import PublishRequest
 from chatcluster.services.reads import read_mark, read_markers
 from chatcluster.services.rooms import room_check_slug, room_create, room_page
 from chatcluster.services.search import message_search

@@ -27,8 +27,9 @@ from chatcluster.sendqueue import SendQueue
 from chatcluster.services.access import Grant, access_auth_hash
 from chatcluster.services.changes import change_of
 from chatcluster.services.connections import connection_close, connection_open
+from chatcluster.services.history import message_history
 from chatcluster.services.liveness import INSTANCE
-from chatcluster.services.messages import PublishRequest, message_history
+from chatcluster.services.messages import PublishRequest
 from chatcluster.services.typing import typing_allowed, typing_clear
 
 logger = logging.getLogger(__name__)

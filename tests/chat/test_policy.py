@@ -13,7 +13,8 @@ from chatcluster.errors import ChatError
 from chatcluster.models import Room
 from chatcluster.policy import MembershipPolicy, room_policy
 from chatcluster.services.access import access_review
-from chatcluster.services.messages import PublishRequest, message_history, message_publish, message_publish_batch
+from chatcluster.services.history import message_history
+from chatcluster.services.messages import PublishRequest, message_publish, message_publish_batch
 from chatcluster.services.rooms import room_create, room_visible_to
 from chatcluster.services.subscriptions import subscription_snapshot
 

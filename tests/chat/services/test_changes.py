@@ -10,7 +10,8 @@ from django.contrib.auth.models import User
 from chatcluster.errors import ChatError
 from chatcluster.models import Membership, Room
 from chatcluster.services.changes import emoji_check, message_delete, message_edit, message_react
-from chatcluster.services.messages import message_create, message_frames_after, message_history
+from chatcluster.services.history import message_history
+from chatcluster.services.messages import message_create, message_frames_after
 from chatcluster.services.search import message_search
 
 pytestmark = pytest.mark.django_db
