@@ -8,11 +8,11 @@ from django.test import override_settings
 
 from chatcluster.errors import ChatError
 from chatcluster.models import Membership, Message, Room
+from chatcluster.services.history import message_history
 from chatcluster.services.messages import (
     PostedMessage,
     PublishRequest,
     message_clean_body,
-    message_history,
     message_publish,
     message_publish_batch,
 )
