@@ -120,8 +120,24 @@ class ReactionInline(admin.TabularInline):
         return False
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record to read, not to write: nobody adds, rewrites or removes its rows here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(RecordAdmin):
+    # The record of what was said. A row removed outright would leave a hole in its room's
+    # seq stream: deletion is the action below, which is itself an entry of the stream.
+
     list_display = ["room", "seq", "kind", "target", "author_name", "short_body", "edited_at", "deleted", "created_at"]
     list_filter = ["kind", "deleted", "room__is_direct", "created_at"]
     search_fields = ["body", "author_name", "room__slug"]
@@ -166,18 +182,6 @@ class MessageAdmin(admin.ModelAdmin):
             done += 1
         self.message_user(request, f"{done} messages deleted; every client sees it as a delete in the room.")
 
-    # The record of what was said: operators read it, nobody rewrites it here. A row
-    # removed outright would leave a hole in its room's seq stream: deletion is the
-    # action above, which is itself an entry of the stream.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def get_actions(self, request: HttpRequest) -> Any:
         actions = super().get_actions(request)
         if not request.user.is_staff:
@@ -215,7 +219,7 @@ class SanctionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModerationAction)
-class ModerationActionAdmin(admin.ModelAdmin):
+class ModerationActionAdmin(RecordAdmin):
     """The moderation log: read only, the record of who did what."""
 
     list_display = ["created_at", "room", "actor_name", "action", "target_name", "detail"]
@@ -223,15 +227,6 @@ class ModerationActionAdmin(admin.ModelAdmin):
     search_fields = ["room__slug", "actor_name", "target_name"]
     list_select_related = ["room"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ApiKey)
