@@ -11,14 +11,14 @@ from datetime import datetime
 
 import regex
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
 from chatcluster import protocol
 from chatcluster.errors import ChatError
 from chatcluster.models import Mention, Message, Reaction, Room
-from chatcluster.services.messages import PostedMessage, entry_frame, message_clean_body
+from chatcluster.services.messages import PostedMessage, entry_frame, message_clean_body, room_take_seqs
 from chatcluster.services.moderation import moderation_log_delete, room_can_moderate
 from chatcluster.services.rooms import room_resolve
 from chatcluster.signals import message_deleted, message_edited
@@ -40,7 +40,7 @@ def message_edit(*, slug: str, user: User, target: int, body: str) -> PostedMess
     body = message_clean_body(body=body)
     room = room_resolve(slug=slug, user=user, publish=True)
     with transaction.atomic():
-        seq = _next_seq(room)
+        seq = room_take_seqs(room_id=room.pk)
         message = _target(room, target)
         if message.author_id != user.pk:
             raise ChatError("forbidden", "only its author may edit a message")
@@ -54,7 +54,7 @@ def message_edit(*, slug: str, user: User, target: int, body: str) -> PostedMess
 def message_delete(*, slug: str, user: User, target: int) -> PostedMessage:
     room = room_resolve(slug=slug, user=user)
     with transaction.atomic():
-        seq = _next_seq(room)
+        seq = room_take_seqs(room_id=room.pk)
         message = _target(room, target, deleted_ok=True)
         if message.deleted:
             # A repeat, perhaps a retry after a lost ack: the first delete's answer.
@@ -81,7 +81,7 @@ def message_react(*, slug: str, user: User, target: int, emoji: str, on: bool) -
     emoji = emoji_check(emoji=emoji)
     room = room_resolve(slug=slug, user=user, publish=True)
     with transaction.atomic():
-        seq = _next_seq(room)
+        seq = room_take_seqs(room_id=room.pk)
         message = _target(room, target)
         held = Reaction.objects.filter(message=message, user=user, emoji=emoji).first()
         if (held is not None and held.on == on) or (held is None and not on):
@@ -130,16 +130,6 @@ def _announce(signal: Signal, room: Room, message: Message, **state: object) -> 
         frame["deleted"] = True
     # Robust: a failing receiver is logged (django.dispatch) and the change stands.
     signal.send_robust(sender=Message, room=room.slug, seq=message.seq, user=message.author, message=frame)
-
-
-def _next_seq(room: Room) -> int:
-    # Takes the room's row lock until commit: changes and publishes in the room queue here.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq", [room.pk]
-        )
-        (seq,) = cursor.fetchone()
-    return int(seq)
 
 
 def _target(room: Room, target: int, *, deleted_ok: bool = False) -> Message:

@@ -74,6 +74,22 @@ def entry_frame(entry: Message, room: str) -> str:
     return protocol.encode(frame)
 
 
+def room_take_seqs(*, room_id: int, count: int = 1) -> int:
+    """Take the room's next `count` seqs inside the caller's transaction; returns the last.
+
+    One statement takes the room's row lock and the seqs. A concurrent publisher or change
+    on another node waits here until this transaction commits, so seqs are gapless and
+    commit in order; a rollback gives them back.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq",
+            [count, room_id],
+        )
+        (last,) = cursor.fetchone()
+    return int(last)
+
+
 def message_create(*, room: Room, author: User, body: str, key: str | None = None) -> PostedMessage:
     """Store a message under the room's next seq; a repeated `key` returns the first copy."""
     body = message_clean_body(body=body)
@@ -85,15 +101,7 @@ def message_create(*, room: Room, author: User, body: str, key: str | None = Non
             )
     try:
         with transaction.atomic():
-            # One statement takes the room's row lock and the next seq. A concurrent
-            # publisher on another node waits here until this transaction commits, so
-            # seqs are gapless and commit in order.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",
-                    [room.pk],
-                )
-                (seq,) = cursor.fetchone()
+            seq = room_take_seqs(room_id=room.pk)
             message = Message.objects.create(
                 room=room,
                 seq=seq,
@@ -299,11 +307,7 @@ def _store(
         # Rooms in id order, so two nodes' batches lock shared rooms in the same order.
         for room_id in sorted(by_room):
             batch = by_room[room_id]
-            cursor.execute(
-                f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq",
-                [len(batch), room_id],
-            )
-            (last,) = cursor.fetchone()
+            last = room_take_seqs(room_id=room_id, count=len(batch))
             for seq, i in enumerate(batch, start=last - len(batch) + 1):
                 request = requests[i]
                 name = request.author.get_username()
