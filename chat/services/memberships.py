@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
 from chatcluster.errors import ChatError
-from chatcluster.models import Membership, Message, ReadMarker, Room
+from chatcluster.models import Membership, Message, ReadMarker, Room, Sanction
 from chatcluster.services.mentions import mention_counts
 from chatcluster.services.moderation import MODERATOR_ROLES, room_role
 from chatcluster.services.reads import read_markers
@@ -145,11 +145,18 @@ def room_members(*, slug: str, user: User, prefix: str) -> dict[str, Any]:
         .values_list(name, "role")[:MEMBERS_PAGE]
     )
     role = room_role(room=room, user=user)
-    return {
+    moderator = bool(user.is_staff) or role in MODERATOR_ROLES
+    answer: dict[str, Any] = {
         "members": [{"username": member, "role": member_role} for member, member_role in members],
-        "me": {"role": role, "moderator": bool(user.is_staff) or role in MODERATOR_ROLES},
+        "me": {"role": role, "moderator": moderator},
         "slow_seconds": room.slow_seconds,
     }
+    if moderator:
+        # Who is banned or muted, for the moderation menu (unban, unmute): moderators only.
+        held = Sanction.objects.filter(room=room).order_by(name).values_list("kind", name)
+        answer["banned"] = [who for kind, who in held if kind == Sanction.Kind.BAN]
+        answer["muted"] = [who for kind, who in held if kind == Sanction.Kind.MUTE]
+    return answer
 
 
 def user_search(*, prefix: str) -> list[dict[str, str]]:

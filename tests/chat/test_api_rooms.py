@@ -107,6 +107,7 @@ def test_members_and_users_answer_prefix_lookups() -> None:
     answer = client.get("/api/rooms/club/members?q=be").json()
     assert answer["members"] == [{"username": "bea", "role": "member"}, {"username": "ben", "role": "member"}]
     assert answer["me"] == {"role": None, "moderator": False} and answer["slow_seconds"] == 0
+    assert "banned" not in answer and "muted" not in answer  # for moderators only
     assert client.get("/api/users?q=b").json() == {"users": [{"username": "bea"}, {"username": "ben"}]}
     assert client.get("/api/users?q=").status_code == 400
     assert Client().get("/api/users?q=b").status_code == 401
@@ -159,6 +160,8 @@ def test_moderation_actions_apply_and_are_logged() -> None:
     ):
         assert post(client, "/api/rooms/modded/moderation", body).status_code == 200
     assert list(Sanction.objects.values_list("kind", flat=True)) == ["ban"]
+    listed = client.get("/api/rooms/modded/members").json()
+    assert (listed["banned"], listed["muted"], listed["slow_seconds"]) == (["target"], [], 10)
     assert not Membership.objects.filter(user=target).exists()  # a ban ends the membership
     assert Room.objects.get(pk=room.pk).slow_seconds == 10
     log = list(room.moderation_log.order_by("id").values_list("action", "target_name", "detail"))
