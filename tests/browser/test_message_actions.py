@@ -146,6 +146,45 @@ def test_a_ban_from_the_moderators_page_evicts_the_banned_users_open_page(
     expect(first.locator("#online .member-name")).to_have_text([ann], timeout=10_000)
 
 
+def test_a_moderator_unbans_from_the_banned_list_and_the_user_posts_in_the_room_again(
+    browser: Any, cluster: RunningCluster, pages_opened: list[Any]
+) -> None:
+    room, ann, ben = unique("unban"), unique("ann"), unique("ben")
+    create_users(cluster, ann, ben, before=room_code(room, ann, ben))
+    first, second = two_pages(browser, cluster, pages_opened, room, ann, ben)
+    banned = first.locator("#banned .member-name")
+    expect(first.locator("#online .member-name")).to_have_text(sorted([ann, ben]), timeout=10_000)
+    expect(first.get_by_role("heading", name=re.compile(r"^Banned"))).to_be_hidden()  # nobody banned yet
+    first.locator(f'#online li[data-user="{ben}"]').hover()
+    first.get_by_role("button", name=f"Moderate {ben}").click()
+    # ben is not muted: the menu offers Mute, not Unmute.
+    expect(first.get_by_role("menu", name=f"Moderate {ben}").get_by_role("menuitem")).to_have_text(
+        ["Kick", "Ban", "Mute"]
+    )
+    first.get_by_role("menuitem", name="Ban").click()
+    first.get_by_role("dialog", name=f"Ban {ben} from #{room}?").get_by_role("button", name="Ban").click()
+    expect(first.locator("#toast")).to_have_text(f"{ben} is banned from #{room}.")
+    expect(second.locator("#room-empty h2")).to_have_text(re.compile(rf"^You (are banned|were removed) from #{room}$"))
+    expect(first.get_by_role("heading", name="Banned — 1")).to_be_visible()
+    expect(banned).to_have_text([ben])
+
+    first.get_by_role("button", name=f"Unban {ben}").click()
+    expect(first.locator("#toast")).to_have_text(f"{ben} is no longer banned from #{room}.")
+    expect(banned).to_have_count(0)
+    expect(first.get_by_role("heading", name=re.compile(r"^Banned"))).to_be_hidden()
+
+    # ben's page opens the room again, and what he writes reaches ann's page.
+    second.reload()
+    expect(second.locator("#banner")).to_have_attribute("data-state", "online", timeout=15_000)
+    expect(second.locator("#room-empty")).to_be_hidden()
+    composer = second.get_by_role("textbox", name="Message", exact=True)
+    expect(composer).to_be_enabled()
+    composer.fill("back again")
+    composer.press("Enter")
+    expect(first.locator("#messages li.msg .body")).to_have_text(["back again"])
+    expect(first.locator("#online .member-name")).to_have_text(sorted([ann, ben]), timeout=10_000)
+
+
 def test_a_mention_is_highlighted_and_the_autocomplete_inserts_a_members_name(
     browser: Any, cluster: RunningCluster, pages_opened: list[Any]
 ) -> None:

@@ -1,10 +1,11 @@
 // Moderation from the page: your role in the open room (GET /api/rooms/<slug>/members →
-// me.moderator), a menu per user in the online list (kick, ban, mute, unmute), the room's
-// slow mode, and plain words for what sanctions do to you (muted, slow mode). Being
+// me.moderator, and for a moderator who is banned and muted), a menu per user in the
+// online list (kick, ban, mute or unmute), the room's banned users with an Unban each, the
+// room's slow mode, and plain words for what sanctions do to you (muted, slow mode). Being
 // removed from a room (kick, ban) is told by rooms.js, as any room that ends.
 
 import { ME, client, rooms, state } from "../state.js";
-import { ui, h, icon, toast } from "../dom.js";
+import { ui, h, icon, avatar, toast } from "../dom.js";
 import { api } from "../api.js";
 import { confirmAction } from "./dialog.js";
 import { renderPresence } from "./presence.js";
@@ -13,8 +14,9 @@ const SLOW_CHOICES = [0, 10, 30, 60, 300, 900, 3600];
 // A role learned this long ago is asked again when the room is opened.
 const ROLE_FRESH_MS = 60_000;
 
-const roles = new Map(); // slug -> {moderator, slow, at}
+const roles = new Map(); // slug -> {moderator, slow, at, banned, muted} (the lists: null when unknown)
 const asking = new Set();
+const askAgain = new Set(); // asked for fresh while a request was out: ask once more after it
 const lastSent = new Map(); // slug -> Date.now() of our last send, for slow mode
 
 export function canModerate(slug) {
@@ -30,18 +32,33 @@ function seconds(n) {
 /** Learn (again, when stale) your role and the slow mode of `slug`. */
 export async function loadRole(slug, { fresh = false } = {}) {
   const known = roles.get(slug);
-  if (asking.has(slug) || (!fresh && known && Date.now() - known.at < ROLE_FRESH_MS)) return;
+  const wasModerator = canModerate(slug);
+  if (asking.has(slug)) {
+    if (fresh) askAgain.add(slug); // the answer on its way may predate what we just did
+    return;
+  }
+  if (!fresh && known && Date.now() - known.at < ROLE_FRESH_MS) return;
   asking.add(slug);
   try {
     const data = await api(`/api/rooms/${encodeURIComponent(slug)}/members?q=`);
-    roles.set(slug, { moderator: Boolean(data.me?.moderator), slow: data.slow_seconds ?? 0, at: Date.now() });
+    roles.set(slug, {
+      moderator: Boolean(data.me?.moderator), slow: data.slow_seconds ?? 0, at: Date.now(),
+      banned: Array.isArray(data.banned) ? data.banned : null, muted: Array.isArray(data.muted) ? data.muted : null,
+    });
   } catch {
     // A room we may not read (or an older server): nothing to moderate, no slow mode known.
-    roles.set(slug, { moderator: false, slow: 0, at: Date.now() });
+    roles.set(slug, { moderator: false, slow: 0, at: Date.now(), banned: null, muted: null });
   } finally {
     asking.delete(slug);
   }
-  if (slug === state.active) applyRole();
+  // The online list is drawn again only for a new role: a redraw would drop the focus from
+  // the menu button a moderation action just gave it back to.
+  if (slug === state.active && canModerate(slug) !== wasModerator) applyRole();
+  else if (slug === state.active) {
+    renderSlowMode();
+    renderBanned();
+  }
+  if (askAgain.delete(slug)) loadRole(slug, { fresh: true });
 }
 
 /** Show or hide what only moderators get, for the open room. */
@@ -49,6 +66,7 @@ export function applyRole() {
   ui.messages.classList.toggle("can-moderate", canModerate(state.active));
   renderSlowMode();
   renderPresence();
+  renderBanned();
 }
 
 // --- plain words for refusals ----------------------------------------------------------
@@ -95,11 +113,12 @@ export function noteSent(slug) {
 
 // --- the per-user menu --------------------------------------------------------------------
 
+// `muted`: offered only to someone muted (true) or not muted (false), when the page knows.
 const ACTIONS = [
   { action: "kick", label: "Kick", confirm: "Kick", done: (u, r) => `${u} was removed from #${r}.` },
   { action: "ban", label: "Ban", confirm: "Ban", done: (u, r) => `${u} is banned from #${r}.` },
-  { action: "mute", label: "Mute", done: (u, r) => `${u} is muted in #${r}: they can read but not post.` },
-  { action: "unmute", label: "Unmute", done: (u, r) => `${u} can post in #${r} again.` },
+  { action: "mute", label: "Mute", muted: false, done: (u, r) => `${u} is muted in #${r}: they can read but not post.` },
+  { action: "unmute", label: "Unmute", muted: true, done: (u, r) => `${u} can post in #${r} again.` },
 ];
 const ASK = {
   kick: (u, r) => [`Kick ${u} from #${r}?`, "They leave the room now. They can join a public room again."],
@@ -129,8 +148,10 @@ function openMenu(trigger, user) {
   const slug = state.active;
   menu.trigger = trigger;
   menu.setAttribute("aria-label", `Moderate ${user}`);
+  const muted = roles.get(slug)?.muted;
+  const isMuted = muted ? muted.includes(user) : null; // null: not known (an older server)
   menu.replaceChildren(
-    ...ACTIONS.map((a) => {
+    ...ACTIONS.filter((a) => a.muted === undefined || isMuted === null || a.muted === isMuted).map((a) => {
       const item = h("button", `menu-item${a.confirm ? " danger" : ""}`, a.label);
       item.type = "button";
       item.setAttribute("role", "menuitem");
@@ -183,11 +204,68 @@ async function moderate(slug, user, { action, confirm, done }) {
     toast(done(user, slug));
   } catch (err) {
     toast(`Could not ${action} ${user}: ${err.message}`);
+  } finally {
+    loadRole(slug, { fresh: true }); // who is muted and banned now
   }
 }
 
 function post(slug, body) {
   return api(`/api/rooms/${encodeURIComponent(slug)}/moderation`, { method: "POST", body: JSON.stringify(body) });
+}
+
+// --- the room's banned users (moderators only) -------------------------------------------
+// Not online in the room, so never in the online list: a list of their own, under it.
+
+const bannedBox = h("section", "banned");
+bannedBox.setAttribute("aria-labelledby", "banned-heading");
+const bannedHeading = h("h2", "side-heading");
+bannedHeading.id = "banned-heading";
+const bannedList = h("ul", "member-list banned-list");
+bannedList.id = "banned";
+bannedList.setAttribute("aria-labelledby", "banned-heading");
+bannedBox.append(bannedHeading, bannedList);
+bannedBox.hidden = true;
+ui.online.after(bannedBox);
+
+export function renderBanned() {
+  const slug = state.active;
+  const banned = (canModerate(slug) && roles.get(slug)?.banned) || [];
+  // Where the keyboard was: the same row after the list is drawn again, else the next Unban.
+  const focused = bannedList.contains(document.activeElement) ? document.activeElement.closest("li").dataset.user : null;
+  bannedBox.hidden = banned.length === 0;
+  bannedHeading.textContent = `Banned — ${banned.length}`;
+  bannedList.replaceChildren(
+    ...banned.map((user) => {
+      const li = h("li", "member");
+      li.dataset.user = user;
+      const button = h("button", "btn btn-quiet unban-btn", "Unban");
+      button.type = "button";
+      button.setAttribute("aria-label", `Unban ${user}`);
+      button.title = `Lift ${user}'s ban from #${slug}`;
+      button.addEventListener("click", () => unban(slug, user, button));
+      li.append(avatar(user), h("span", "member-name", user), button);
+      return li;
+    }),
+  );
+  if (focused !== null) {
+    const row = [...bannedList.children].find((li) => li.dataset.user === focused) ?? bannedList.firstElementChild;
+    row?.querySelector("button").focus();
+  }
+}
+
+async function unban(slug, user, button) {
+  // aria-disabled, not disabled: a disabled button drops the focus, which renderBanned keeps.
+  if (button.getAttribute("aria-disabled") === "true") return;
+  button.setAttribute("aria-disabled", "true");
+  try {
+    await post(slug, { action: "unban", user });
+    toast(`${user} is no longer banned from #${slug}.`);
+  } catch (err) {
+    toast(`Could not unban ${user}: ${err.message}`);
+    button.removeAttribute("aria-disabled");
+  } finally {
+    loadRole(slug, { fresh: true });
+  }
 }
 
 // --- slow mode ----------------------------------------------------------------------------
