@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -74,11 +75,43 @@ def drop_cluster_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
+# The body of a long-lived `manage.py shell` that runs management commands and code sent
+# to it, so that each of a test's set-up steps does not pay Django's start-up (2 s, some
+# hundred times a run). Each request is a length-prefixed JSON list: ["call", args] or
+# ["exec", code]; each answer a length-prefixed {"ok", "out", "err"}. Database
+# connections close after every request, as they would with a process per request.
+_CONSOLE = r"""
+import contextlib, io, json, sys, traceback
+from django.core.management import call_command
+from django.db import connections
+
+answers = sys.stdout
+while header := sys.stdin.readline():
+    kind, payload = json.loads(sys.stdin.read(int(header)))
+    out, err, ok = io.StringIO(), io.StringIO(), True
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            if kind == "exec":
+                exec(compile(payload, "<shell>", "exec"), {"__name__": "__main__"})
+            else:
+                call_command(*payload, stdout=out, stderr=err)
+    except BaseException:
+        ok = False
+        err.write(traceback.format_exc())
+    finally:
+        connections.close_all()
+    answer = json.dumps({"ok": ok, "out": out.getvalue(), "err": err.getvalue()})
+    answers.write(f"{len(answer)}\n{answer}")
+    answers.flush()
+"""
+
+
 @dataclass
 class RunningCluster:
     process: subprocess.Popen[str]
     cluster: Cluster
     env: dict[str, str]
+    console: subprocess.Popen[str] | None = None
 
     @property
     def port(self) -> int:
@@ -100,16 +133,32 @@ class RunningCluster:
         return out
 
     def shell(self, code: str) -> str:
-        """Run Python in `manage.py shell` against the cluster's database and Redis."""
-        return self.manage("shell", "--no-imports", "-c", code)
+        """Run Python as `manage.py shell` would, against the cluster's database and Redis."""
+        return self._ask("exec", code, "shell")
 
     def manage(self, *args: str) -> str:
         """`manage.py` against the cluster's database and Redis; its stdout, or its stderr in the failure."""
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True
-        )
-        assert result.returncode == 0, f"manage.py {args[0]} failed ({result.returncode}):\n{result.stderr[-3000:]}"
-        return result.stdout
+        return self._ask("call", list(args), args[0])
+
+    def _ask(self, kind: str, payload: object, name: str) -> str:
+        if self.console is None or self.console.poll() is not None:
+            self.console = subprocess.Popen(
+                [sys.executable, "manage.py", "shell", "--no-imports", "-c", _CONSOLE],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        assert self.console.stdin is not None and self.console.stdout is not None
+        request = json.dumps([kind, payload])
+        self.console.stdin.write(f"{len(request)}\n{request}")
+        self.console.stdin.flush()
+        header = self.console.stdout.readline()
+        assert header, f"manage.py {name}: the console died (exit {self.console.wait()})"
+        answer = json.loads(self.console.stdout.read(int(header)))
+        assert answer["ok"], f"manage.py {name} failed:\n{answer['err'][-3000:]}"
+        return str(answer["out"])
 
     def login(self, username: str, password: str = "pw-for-tests-1") -> httpx.Client:
         """An HTTP client logged in through the balancer, creating the user if needed.
@@ -143,6 +192,9 @@ class RunningCluster:
         return self.cluster.effective_redis_url
 
     def stop(self) -> None:
+        if self.console is not None:
+            self.console.kill()
+            self.console.wait()
         # Ctrl-C, as `make run`'s user stops it: every node drains at once.
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
