@@ -8,15 +8,23 @@ WHEELHOUSE := .local/wheelhouse
 
 .PHONY: setup run test lint bench soak clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# --no-compile: a module is compiled when first imported instead, and most never are.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
 	# This checkout as the `chatcluster` app, the way a host installs it (pyproject.toml).
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	# The wheels a host project needs, for the offline install test (tests/packaging).
+	touch $(STAMP)
+
+# The wheels a host project needs, for the offline install test (tests/packaging). Apart
+# from the install above, so that `make -j` fetches them while it runs.
+WHEELS := $(WHEELHOUSE)/.downloaded
+$(WHEELS): requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all: -d $(WHEELHOUSE) \
 		-r requirements.txt $$(grep '^websockets==' requirements-dev.txt)
-	touch $(STAMP)
+	touch $(WHEELS)
 
 # manage.py writes a private development key on first use; settings need one to import.
 $(KEY): $(STAMP)
@@ -45,7 +53,7 @@ JS_MODULES := tests/js/node_modules/.package-lock.json
 $(JS_MODULES): tests/js/package-lock.json
 	@(command -v npm >/dev/null && npm ci --prefix tests/js --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null 2>&1 && touch $@) || echo "tests/js not installed (no npm, or no network): the JS client tests will skip"
 
-setup: $(STAMP) $(KEY) $(CHROMIUM) $(EMOJI_FONT) $(NGINX) $(JS_MODULES)
+setup: $(STAMP) $(WHEELS) $(KEY) $(CHROMIUM) $(EMOJI_FONT) $(NGINX) $(JS_MODULES)
 
 run: setup
 	$(PY) manage.py runcluster
