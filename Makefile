@@ -11,9 +11,10 @@ WHEELHOUSE := .local/wheelhouse
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# --no-compile: a module is compiled when first imported instead, and most never are.
+# Compiled at install (pip's default): with PYTHONDONTWRITEBYTECODE set, as on CI, a module
+# left uncompiled is compiled again in every process that imports it.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	# This checkout as the `chatcluster` app, the way a host installs it (pyproject.toml).
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
